@@ -1,0 +1,113 @@
+"""Emitter: builds the small event dicts of ``profilis.schema`` and queues them.
+
+This is the hot path: read the clock, read the span context (one ContextVar get), build a
+dict, hand it to the collector's ``enqueue``. No I/O, no locks, no formatting, and it never
+raises into the caller.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from profilis.core.async_collector import AsyncCollector
+from profilis.runtime.clock import wall_ns
+from profilis.runtime.context import get_current
+
+__all__ = ["Emitter"]
+
+
+class Emitter:
+    """Emits HTTP, FN and DB events into an ``AsyncCollector``.
+
+    ``ts_ns`` is the wall-clock start of the operation (now minus ``dur_ns``); trace ids are
+    taken from the current span (``profilis.runtime.use_span``) when there is one.
+    """
+
+    __slots__ = ("_enqueue", "collector")
+
+    def __init__(self, collector: AsyncCollector[dict[str, Any]]) -> None:
+        self.collector = collector
+        # Cached bound method: the collector never replaces itself, even across fork.
+        self._enqueue = collector.enqueue
+
+    def emit_http(
+        self,
+        route: str,
+        status: int,
+        dur_ns: int,
+        method: str = "GET",
+        error: str | None = None,
+        bytes_in: int | None = None,
+        bytes_out: int | None = None,
+    ) -> None:
+        """One served request: route template (never the raw path), status, duration."""
+        try:
+            event = {
+                "kind": "HTTP",
+                "ts_ns": wall_ns() - dur_ns,
+                "dur_ns": dur_ns,
+                "method": method,
+                "route": route,
+                "status": status,
+            }
+            ctx = get_current()
+            if ctx is not None:
+                event["trace_id"] = ctx[0]
+                event["span_id"] = ctx[1]
+                if ctx[2] is not None:
+                    event["parent_span_id"] = ctx[2]
+            if error is not None:
+                event["error"] = error
+            if bytes_in is not None:
+                event["bytes_in"] = bytes_in
+            if bytes_out is not None:
+                event["bytes_out"] = bytes_out
+            self._enqueue(event)
+        except Exception:  # instrumentation must never break the app
+            pass
+
+    #: The Profilis 1.x name: ``emit_req(route, status, dur_ns)``.
+    emit_req = emit_http
+
+    def emit_fn(self, fn: str, dur_ns: int, error: str | None = None) -> None:
+        """One function call: qualified name, duration, exception type name if it raised."""
+        try:
+            event = {"kind": "FN", "ts_ns": wall_ns() - dur_ns, "dur_ns": dur_ns, "fn": fn}
+            ctx = get_current()
+            if ctx is not None:
+                event["trace_id"] = ctx[0]
+                event["span_id"] = ctx[1]
+                if ctx[2] is not None:
+                    event["parent_span_id"] = ctx[2]
+            if error is not None:
+                event["error"] = error
+            self._enqueue(event)
+        except Exception:
+            pass
+
+    def emit_db(
+        self,
+        query: str,
+        dur_ns: int,
+        rows: int | None = None,
+        db_vendor: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """One database statement: normalised query (literals already redacted), vendor."""
+        try:
+            event = {"kind": "DB", "ts_ns": wall_ns() - dur_ns, "dur_ns": dur_ns, "query": query}
+            ctx = get_current()
+            if ctx is not None:
+                event["trace_id"] = ctx[0]
+                event["span_id"] = ctx[1]
+                if ctx[2] is not None:
+                    event["parent_span_id"] = ctx[2]
+            if db_vendor is not None:
+                event["db_vendor"] = db_vendor
+            if rows is not None:
+                event["rows"] = rows
+            if error is not None:
+                event["error"] = error
+            self._enqueue(event)
+        except Exception:
+            pass
