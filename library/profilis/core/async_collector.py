@@ -166,6 +166,22 @@ class AsyncCollector(Generic[T]):
         except Exception:  # the hot path must never raise into the app
             pass
 
+    def _request_wake(self) -> None:
+        """Wake the writer for a full batch (at most one pending request at a time)."""
+        if not self._wake_requested:
+            self._wake_requested = True
+            self._wake.set()
+
+    def hot_path(self) -> tuple[deque[T], int, int, Callable[[], None], Callable[[T], None]]:
+        """What an emitter needs to queue without a method call on the common path.
+
+        Returns ``(buffer, capacity, wake_at, request_wake, enqueue)``: append to ``buffer``
+        while ``len(buffer) < capacity``, call ``request_wake()`` when the length before the
+        append equals ``wake_at``, and hand the event to ``enqueue`` otherwise (full queue:
+        the drop policy and its counting live there). All five stay valid across fork.
+        """
+        return self._buf, self._capacity, self._wake_at, self._request_wake, self.enqueue
+
     # ------------------------------------------------------------------ public API
     @property
     def queue_capacity(self) -> int:

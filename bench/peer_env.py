@@ -1,0 +1,84 @@
+"""Builds, or reuses, the virtualenv that holds the peer: Profilis 1.0.0 from PyPI.
+
+``bench.__main__`` calls ``ensure_peer_python`` once per run when a peer case is selected;
+the peer is only ever imported by ``bench.worker`` processes running that venv's Python,
+so it can never shadow (or be shadowed by) our ``profilis``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["PEER_REQUIREMENT", "PeerEnvError", "clean_env", "ensure_peer_python"]
+
+PEER_REQUIREMENT = "profilis==1.0.0"
+_PEER_VERSION = PEER_REQUIREMENT.partition("==")[2]
+#: pip needs the network on the first run; later runs reuse the venv and need none.
+_INSTALL_TIMEOUT_S = 300.0
+
+
+class PeerEnvError(RuntimeError):
+    """The peer venv could not be built; the message says which step failed and why."""
+
+
+def clean_env() -> dict[str, str]:
+    """This environment minus what would let one venv's packages leak into the other."""
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+def _python_in(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _installed_version(python: Path) -> str | None:
+    if not python.exists():
+        return None
+    probe = "import importlib.metadata as m; print(m.version('profilis'))"
+    done = subprocess.run(
+        [str(python), "-c", probe],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=60,
+        check=False,
+    )
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _run_step(what: str, command: list[str]) -> None:
+    try:
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            env=clean_env(),
+            timeout=_INSTALL_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise PeerEnvError(f"{what} timed out after {_INSTALL_TIMEOUT_S:.0f} s") from exc
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+        raise PeerEnvError(f"{what} failed (exit {done.returncode}): " + " | ".join(tail))
+
+
+def ensure_peer_python(venv: Path) -> Path:
+    """Return the Python of ``venv`` with the peer installed, building it if needed."""
+    python = _python_in(venv)
+    if _installed_version(python) == _PEER_VERSION:
+        return python
+    print(f"bench: building {venv} with {PEER_REQUIREMENT} ...", file=sys.stderr, flush=True)
+    # The same interpreter version as ours, so the peer and we are timed on equal terms;
+    # --clear replaces a venv left half-built or holding another version.
+    _run_step("python -m venv", [sys.executable, "-m", "venv", "--clear", str(venv)])
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    _run_step(f"pip install {PEER_REQUIREMENT}", [*pip, PEER_REQUIREMENT])
+    installed = _installed_version(python)
+    if installed != _PEER_VERSION:
+        raise PeerEnvError(f"{venv} holds profilis {installed}, expected {_PEER_VERSION}")
+    return python

@@ -1,0 +1,215 @@
+"""Turns case results into the printed table, the ratio checks, and the JSON record.
+
+``bench.__main__`` feeds it one outcome per case (a ``CaseResult`` dict, or an error).
+The targets live here, next to the checks that judge them; they are informative (the run
+exits 0 on a MISS) because timings depend on the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+from bench.registry import Case
+
+__all__ = ["CHECKS", "CheckOutcome", "Rate", "Ratio", "evaluate", "render", "write_json"]
+
+#: What a case produced: ``{"value", "unit", "reps", "info"}`` or ``{"error": "..."}``.
+Outcome = Mapping[str, object]
+Verdict = Literal["PASS", "MISS", "info", "n/a"]
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    label: str
+    value: float | None
+    shown: str
+    target: str
+    verdict: Verdict
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "label": self.label,
+            "value": self.value,
+            "target": self.target,
+            "verdict": self.verdict,
+        }
+
+
+class Check(Protocol):
+    """One line of the RATIOS section: a number derived from the outcomes, and a verdict."""
+
+    @property
+    def label(self) -> str: ...
+
+    def evaluate(self, outcomes: Mapping[str, Outcome]) -> CheckOutcome: ...
+
+
+def _value(outcomes: Mapping[str, Outcome], name: str, *, cpu: bool = False) -> float | None:
+    """A case's headline value, or (``cpu``) its caller-thread CPU time per operation."""
+    outcome = outcomes.get(name, {})
+    value = outcome.get("value")
+    if cpu:
+        info = outcome.get("info")
+        timing = info.get("timing") if isinstance(info, Mapping) else None
+        value = timing.get("cpu_median_ns") if isinstance(timing, Mapping) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """``numerator / denominator`` of two cases, optionally held to ``at_most``/``at_least``.
+
+    ``cpu`` compares caller-thread CPU time instead of wall time (information only: it
+    leaves out what the collector's writer takes from the caller).
+    """
+
+    label: str
+    numerator: str
+    denominator: str
+    at_most: float | None = None
+    at_least: float | None = None
+    cpu: bool = False
+
+    def evaluate(self, outcomes: Mapping[str, Outcome]) -> CheckOutcome:
+        top = _value(outcomes, self.numerator, cpu=self.cpu)
+        bottom = _value(outcomes, self.denominator, cpu=self.cpu)
+        if self.at_most is not None:
+            target = f"<= {self.at_most:g}x"
+        elif self.at_least is not None:
+            target = f">= {self.at_least:g}x"
+        else:
+            target = "(information)"
+        # A non-positive denominator (an overhead lost in noise) has no meaningful ratio.
+        if top is None or bottom is None or bottom <= 0:
+            return CheckOutcome(self.label, None, "n/a", target, "n/a")
+        ratio = top / bottom
+        verdict: Verdict = "info"
+        if self.at_most is not None:
+            verdict = "PASS" if ratio <= self.at_most else "MISS"
+        elif self.at_least is not None:
+            verdict = "PASS" if ratio >= self.at_least else "MISS"
+        return CheckOutcome(self.label, ratio, f"{ratio:.2f}x", target, verdict)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A throughput case held to a floor, with no event lost on the way."""
+
+    label: str
+    case: str
+    at_least: float
+
+    def evaluate(self, outcomes: Mapping[str, Outcome]) -> CheckOutcome:
+        target = f">= {self.at_least:,.0f} events/s, 0 drops"
+        rate = _value(outcomes, self.case)
+        info = outcomes.get(self.case, {}).get("info")
+        if rate is None or not isinstance(info, Mapping):
+            return CheckOutcome(self.label, None, "n/a", target, "n/a")
+        lost = int(info.get("dropped", 0)) + int(info.get("undelivered", 0))
+        verdict: Verdict = "PASS" if rate >= self.at_least and lost == 0 else "MISS"
+        return CheckOutcome(self.label, rate, f"{rate:,.0f} events/s, {lost} lost", target, verdict)
+
+
+CHECKS: tuple[Check, ...] = (
+    Ratio("ours emit_http / floor", "ours_emit_http", "floor", at_most=2),
+    Ratio("  same, caller CPU only", "ours_emit_http", "floor", cpu=True),
+    Ratio("peer emit_req / ours emit_http", "peer_emit_req", "ours_emit_http", at_least=10),
+    # Nobody beats the floor, so this bounds what the line above can ever reach here.
+    Ratio("  peer emit_req / floor (ceiling)", "peer_emit_req", "floor"),
+    Ratio("peer decorator / ours decorator", "peer_decorator", "ours_decorator", at_least=15),
+    Ratio("OTel span / ours emit_http", "otel_span", "ours_emit_http"),
+    Rate("drain ours", "drain_ours", at_least=1_000_000),
+    Ratio("drain ours / drain peer", "drain_ours", "drain_peer"),
+)
+
+
+def evaluate(outcomes: Mapping[str, Outcome]) -> list[CheckOutcome]:
+    return [check.evaluate(outcomes) for check in CHECKS]
+
+
+def _format(value: float, unit: object) -> str:
+    return f"{value:,.0f} {unit}" if unit == "events/s" else f"{value:,.1f} {unit}"
+
+
+def _notes(outcome: Outcome) -> str:
+    """The few facts a reader needs beside the number; the JSON file has the rest."""
+    info = outcome.get("info")
+    if not isinstance(info, Mapping):
+        return ""
+    notes: list[str] = []
+    if isinstance(info.get("events"), int):
+        notes.append(f"{info['events']:,} events")
+    dropped = info.get("dropped")
+    lost = sum(dropped.values()) if isinstance(dropped, Mapping) else dropped
+    if isinstance(lost, int) and (lost or "events" in info):
+        notes.append(f"{lost:,} dropped")
+    timing = info.get("timing")
+    if isinstance(timing, Mapping):
+        # Wall minus this is the GIL time the collector's writer took from the caller.
+        notes.append(f"caller CPU {timing['cpu_median_ns']:,.1f} ns")
+    wrapped, bare = info.get("wrapped"), info.get("bare")
+    if isinstance(wrapped, Mapping) and isinstance(bare, Mapping):
+        notes.append(f"wrapped {wrapped['median_ns']:,.1f} - bare {bare['median_ns']:,.1f} ns")
+        cpu = wrapped["cpu_median_ns"] - bare["cpu_median_ns"]
+        notes.append(f"caller CPU +{cpu:,.1f} ns")
+    if isinstance(info.get("events_per_call"), int):
+        per_call = info["events_per_call"]
+        notes.append(f"{per_call} event{'s' if per_call != 1 else ''}/call")
+    overflow = info.get("overflow")
+    if isinstance(overflow, Mapping):
+        notes.append(
+            f"over capacity: {overflow['events']:,} into {overflow['queue_size']:,}"
+            f" -> {overflow['dropped']:,} dropped, {overflow['delivered']:,} delivered"
+        )
+    return "; ".join(notes)
+
+
+def render(cases: Sequence[Case], outcomes: Mapping[str, Outcome], header: str) -> str:
+    """The plain-text report: one row per case, then the ratios against their targets."""
+    rows = [("case", "median", "min .. max", "notes")]
+    for case in cases:
+        outcome = outcomes.get(case.name, {"error": "not run"})
+        value, reps, unit = outcome.get("value"), outcome.get("reps"), outcome.get("unit")
+        if not isinstance(value, int | float) or not isinstance(reps, list) or not reps:
+            rows.append((case.label, "ERROR", "", str(outcome.get("error", "no result"))))
+            continue
+        spread = f"{min(reps):,.1f} .. {max(reps):,.1f}" if unit == "ns/op" else ""
+        if unit == "events/s" and len(reps) > 1:
+            spread = f"{min(reps):,.0f} .. {max(reps):,.0f}"
+        rows.append((case.label, _format(value, unit), spread, _notes(outcome)))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = [header, ""]
+    for label, median, spread, notes in rows:
+        lines.append(
+            f"{label:<{widths[0]}}  {median:>{widths[1]}}  {spread:>{widths[2]}}  {notes}".rstrip()
+        )
+    lines += ["", "RATIOS"]
+    checks = evaluate(outcomes)
+    width = max(len(c.label) for c in checks)
+    shown = max(len(c.shown) for c in checks)
+    target = max(len(c.target) for c in checks)
+    for check in checks:
+        verdict = "" if check.verdict == "info" else check.verdict
+        line = f"{check.label:<{width}}  {check.shown:>{shown}}  {check.target:<{target}}"
+        lines.append(f"{line}  {verdict}".rstrip())
+    return "\n".join(lines)
+
+
+def write_json(record: Mapping[str, object], directory: Path, stem: str) -> list[Path]:
+    """Write ``<stem>.json`` and ``latest.json``, each atomically (temp file, then rename)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(record, indent=2, sort_keys=False) + "\n"
+    written = []
+    for name in (f"{stem}.json", "latest.json"):
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, directory / name)
+        written.append(directory / name)
+    return written
