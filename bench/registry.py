@@ -78,6 +78,8 @@ CASES: tuple[Case, ...] = (
     Case("otel_span", "OTel SDK start_span().end()", "ours", "cases_baseline:otel_span"),
     Case("drain_ours", "drain ours", "ours", "cases_ours:drain"),
     Case("drain_peer", "drain peer 1.0.0", "peer", "cases_peer:drain"),
+    Case("jsonl_ours", "JSONL export ours", "ours", "cases_exporters:jsonl_export"),
+    Case("jsonl_peer", "JSONL export peer 1.0.0", "peer", "cases_exporters:jsonl_export_peer"),
 )
 
 

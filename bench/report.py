@@ -126,6 +126,8 @@ CHECKS: tuple[Check, ...] = (
     Ratio("OTel span / ours emit_http", "otel_span", "ours_emit_http"),
     Rate("drain ours", "drain_ours", at_least=1_000_000),
     Ratio("drain ours / drain peer", "drain_ours", "drain_peer"),
+    Rate("JSONL export ours", "jsonl_ours", at_least=500_000),
+    Ratio("JSONL export ours / peer 1.0.0", "jsonl_ours", "jsonl_peer"),
 )
 
 
