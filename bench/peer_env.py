@@ -16,6 +16,9 @@ __all__ = ["PEER_REQUIREMENT", "PeerEnvError", "clean_env", "ensure_peer_python"
 
 PEER_REQUIREMENT = "profilis==1.0.0"
 _PEER_VERSION = PEER_REQUIREMENT.partition("==")[2]
+#: The frameworks of the adapter rows, at the versions pinned in our dev extra, so both sides
+#: instrument the very same Flask and Starlette.
+PEER_FRAMEWORKS = ("flask==3.1.3", "starlette==1.10.0")
 #: pip needs the network on the first run; later runs reuse the venv and need none.
 _INSTALL_TIMEOUT_S = 300.0
 
@@ -67,11 +70,35 @@ def _run_step(what: str, command: list[str]) -> None:
         raise PeerEnvError(f"{what} failed (exit {done.returncode}): " + " | ".join(tail))
 
 
+def _has_frameworks(python: Path) -> bool:
+    names = [requirement.partition("==")[0] for requirement in PEER_FRAMEWORKS]
+    probe = (
+        "import importlib.metadata as m\n"
+        f"for name in {names!r}: print(name + '==' + m.version(name))"
+    )
+    done = subprocess.run(
+        [str(python), "-c", probe],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=60,
+        check=False,
+    )
+    return tuple(done.stdout.split()) == PEER_FRAMEWORKS
+
+
 def ensure_peer_python(venv: Path) -> Path:
-    """Return the Python of ``venv`` with the peer installed, building it if needed."""
+    """Return the Python of ``venv`` with the peer (and its frameworks), building it if needed."""
     python = _python_in(venv)
-    if _installed_version(python) == _PEER_VERSION:
-        return python
+    if _installed_version(python) != _PEER_VERSION:
+        _build(venv, python)
+    if not _has_frameworks(python):
+        pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        _run_step(f"pip install {' '.join(PEER_FRAMEWORKS)}", [*pip, *PEER_FRAMEWORKS])
+    return python
+
+
+def _build(venv: Path, python: Path) -> None:
     print(f"bench: building {venv} with {PEER_REQUIREMENT} ...", file=sys.stderr, flush=True)
     # The same interpreter version as ours, so the peer and we are timed on equal terms;
     # --clear replaces a venv left half-built or holding another version.
@@ -81,4 +108,3 @@ def ensure_peer_python(venv: Path) -> Path:
     installed = _installed_version(python)
     if installed != _PEER_VERSION:
         raise PeerEnvError(f"{venv} holds profilis {installed}, expected {_PEER_VERSION}")
-    return python

@@ -80,6 +80,11 @@ CASES: tuple[Case, ...] = (
     Case("drain_peer", "drain peer 1.0.0", "peer", "cases_peer:drain"),
     Case("jsonl_ours", "JSONL export ours", "ours", "cases_exporters:jsonl_export"),
     Case("jsonl_peer", "JSONL export peer 1.0.0", "peer", "cases_exporters:jsonl_export_peer"),
+    Case("flask_hooks", "Flask no-op before/after hooks", "ours", "cases_adapters:flask_hooks"),
+    Case("flask_ours", "ours ProfilisFlask overhead", "ours", "cases_adapters:flask_ours"),
+    Case("flask_peer", "peer 1.0.0 ProfilisFlask overhead", "peer", "cases_adapters:flask_peer"),
+    Case("asgi_ours", "ours ProfilisASGI overhead (Starlette)", "ours", "cases_adapters:asgi_ours"),
+    Case("asgi_peer", "peer 1.0.0 ASGI middleware overhead", "peer", "cases_adapters:asgi_peer"),
 )
 
 

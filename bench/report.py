@@ -128,6 +128,9 @@ CHECKS: tuple[Check, ...] = (
     Ratio("drain ours / drain peer", "drain_ours", "drain_peer"),
     Rate("JSONL export ours", "jsonl_ours", at_least=500_000),
     Ratio("JSONL export ours / peer 1.0.0", "jsonl_ours", "jsonl_peer"),
+    Ratio("ours Flask / no-op hooks", "flask_ours", "flask_hooks", at_most=2),
+    Ratio("peer Flask / ours Flask", "flask_peer", "flask_ours", at_least=10),
+    Ratio("peer ASGI / ours ASGI", "asgi_peer", "asgi_ours", at_least=6),
 )
 
 

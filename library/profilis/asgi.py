@@ -1,0 +1,287 @@
+"""ASGI middleware (Starlette, FastAPI, any ASGI app): one HTTP event per request.
+
+``ProfilisASGI`` times HTTP requests with the shared core of ``profilis._http``; websocket and
+lifespan scopes pass through untouched. The route is read from the scope after routing, so
+it is the matched template, never the raw path. The event is emitted when the last body
+message is sent: streamed bodies are counted as they pass (nothing is buffered) and
+background tasks that run after the response do not stretch its duration.
+Starlette is imported only to learn its routing tree, never at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any, Final
+
+from profilis._http import (
+    HTTP_METHODS,
+    OTHER_METHOD,
+    UNMATCHED_ROUTE,
+    HttpTiming,
+    parse_length,
+    request_context,
+)
+from profilis.core.async_collector import AsyncCollector
+from profilis.core.emitter import Emitter
+from profilis.runtime.clock import now_ns
+from profilis.runtime.context import reset_current, set_current
+
+__all__ = ["UNMATCHED_ROUTE", "ProfilisASGI", "RouteResolver", "StarletteRoutes"]
+
+# The ASGI callables, as Starlette spells them (structural: no import needed).
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Returns the route template of the request in ``scope`` (None when no route matched).
+#: Called once per recorded request, after routing.
+RouteResolver = Callable[[Scope], "str | None"]
+
+#: Routes remembered per middleware; far above any real app, it only bounds a pathological one.
+_LABELS_MAX: Final = 10_000
+#: Mounts nested deeper than this are not followed (a router mounted inside itself).
+_MOUNT_DEPTH_MAX: Final = 16
+_MOUNT_TAIL: Final = "/{path}"
+
+
+class ProfilisASGI:
+    """Wraps an ASGI app and records one HTTP event per HTTP request.
+
+    Use as ``app.add_middleware(ProfilisASGI, collector=c)`` (Starlette, FastAPI) or wrap any
+    ASGI app: ``ProfilisASGI(app, emitter=e)``. ``route_resolver(scope)`` names the route;
+    the default, ``StarletteRoutes``, reads Starlette's routing, Mount prefixes included.
+    ``sample`` and ``exclude_routes`` are described on ``profilis._http.HttpTiming``.
+    """
+
+    __slots__ = ("_route_resolver", "_skip", "app", "timing")
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        emitter: Emitter | None = None,
+        collector: AsyncCollector[dict[str, Any]] | None = None,
+        sample: float = 1.0,
+        exclude_routes: Iterable[str] = (),
+        route_resolver: RouteResolver | None = None,
+    ) -> None:
+        if not callable(app):
+            raise TypeError(f"app must be an ASGI callable, got {type(app).__name__}")
+        if route_resolver is not None and not callable(route_resolver):
+            raise TypeError("route_resolver must be a callable taking the ASGI scope")
+        self.app = app
+        self.timing = HttpTiming(
+            emitter=emitter, collector=collector, sample=sample, exclude_routes=exclude_routes
+        )
+        self._skip = self.timing.skip
+        self._route_resolver: RouteResolver = route_resolver or StarletteRoutes()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # websocket, lifespan: not ours to time
+            await self.app(scope, receive, send)
+            return
+        exchange = None
+        try:
+            if not self._skip(scope.get("path") or "/"):
+                exchange = _Exchange(self, scope, send)
+        except Exception:  # a bug of ours must not cost the app its request
+            pass
+        if exchange is None:
+            await self.app(scope, receive, send)
+            return
+        token = set_current(exchange.context)
+        try:
+            await self.app(scope, receive, exchange.send)
+        except BaseException as exc:
+            exchange.finish(type(exc).__name__, now_ns())
+            raise
+        else:
+            exchange.finish(None, now_ns())
+        finally:
+            # Background tasks ran inside the app call, and inside the request's span.
+            reset_current(token)
+
+    def _record(
+        self,
+        scope: Scope,
+        status: int,
+        dur_ns: int,
+        error: str | None,
+        sent: int | None,
+        bytes_in: int | None,
+    ) -> None:
+        try:
+            route = self._route_resolver(scope)
+        except Exception:  # the app's resolver is not allowed to fail its request either
+            route = None
+        try:
+            method = scope.get("method", "")
+            self.timing.record(
+                route or UNMATCHED_ROUTE,
+                status,
+                dur_ns,
+                method if method in HTTP_METHODS else OTHER_METHOD,
+                error,
+                bytes_in,
+                sent,
+            )
+        except Exception:
+            pass
+
+
+class _Exchange:
+    """One HTTP request: its span, and a ``send`` that notes status and body size."""
+
+    __slots__ = (
+        "_bytes_in",
+        "_done",
+        "_headers",
+        "_middleware",
+        "_scope",
+        "_send",
+        "_sent",
+        "_start_ns",
+        "_status",
+        "_trailers",
+        "context",
+    )
+
+    def __init__(self, middleware: ProfilisASGI, scope: Scope, send: Send) -> None:
+        headers = dict(scope.get("headers") or ())
+        traceparent = headers.get(b"traceparent")
+        tracestate = headers.get(b"tracestate")
+        self.context = request_context(
+            traceparent.decode("latin-1") if traceparent else None,
+            tracestate.decode("latin-1") if tracestate else None,
+        )
+        self._bytes_in = parse_length(headers.get(b"content-length"))
+        self._middleware = middleware
+        self._scope = scope
+        self._send = send
+        self._status: int | None = None
+        self._headers: Iterable[tuple[bytes, bytes]] = ()
+        self._trailers = False
+        self._sent = 0
+        self._done = False
+        self._start_ns = now_ns()
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.body":
+            body = message.get("body")
+            if body:
+                self._sent += len(body)
+            if not message.get("more_body", False) and not self._trailers:
+                end = now_ns()
+                await self._send(message)
+                self.finish(None, end)
+                return
+        elif kind == "http.response.start":
+            self._status = message.get("status")
+            self._headers = message.get("headers") or ()
+            self._trailers = bool(message.get("trailers", False))
+        elif kind == "http.response.pathsend" or (
+            kind == "http.response.trailers" and not message.get("more_trailers", False)
+        ):
+            if kind == "http.response.pathsend":  # the server sends a file: its size is declared
+                self._sent = parse_length(dict(self._headers).get(b"content-length")) or 0
+            end = now_ns()
+            await self._send(message)
+            self.finish(None, end)
+            return
+        await self._send(message)
+
+    def finish(self, error: str | None, end_ns: int) -> None:
+        """Emit the event, once: at the last body message, or when the app returns or raises."""
+        if self._done:
+            return
+        self._done = True
+        status = self._status
+        sent: int | None = self._sent
+        if status is None:  # no response started: the server answers 500, with its own body
+            status, sent = 500, None
+        self._middleware._record(
+            self._scope, status, end_ns - self._start_ns, error, sent, self._bytes_in
+        )
+
+
+class StarletteRoutes:
+    """The default ``route_resolver``: the path template of the route Starlette matched.
+
+    Starlette leaves the matched route in ``scope["route"]`` (the innermost one, under a
+    Mount); its full template, Mount prefixes included (``/api/items/{id}``), is worked out
+    once from the app's routing tree and remembered. No route, or a Mount whose router
+    matched nothing, gives None (``<unmatched>``). Starlette versions that set only
+    ``scope["endpoint"]`` are served through the endpoint.
+    """
+
+    def __init__(self) -> None:
+        # id(route or endpoint) -> (the object itself, its label); the object is kept so a
+        # recycled id can be told apart.
+        self._labels: dict[int, tuple[object, str | None]] = {}
+
+    def __call__(self, scope: Scope) -> str | None:
+        key = scope.get("route")
+        if key is None:
+            key = scope.get("endpoint")
+            if key is None:
+                return None
+        entry = self._labels.get(id(key))
+        if entry is not None and entry[0] is key:
+            return entry[1]
+        return self._learn(key, scope)
+
+    def _learn(self, key: object, scope: Scope) -> str | None:
+        """Map every route of the app's routing tree to its label (routes may be added late)."""
+        labels: dict[int, tuple[object, str | None]] = {}
+        router = scope.get("router")
+        if router is not None:
+            _collect(getattr(router, "routes", ()), "", labels, 0)
+        entry = labels.get(id(key))
+        if entry is None or entry[0] is not key:
+            # Not reachable from the top router (a router of its own, say): its own template.
+            path_format = getattr(key, "path_format", None)
+            entry = (key, path_format if isinstance(path_format, str) else None)
+            labels[id(key)] = entry
+        if len(self._labels) + len(labels) > _LABELS_MAX:
+            self._labels.clear()
+        self._labels.update(labels)
+        return entry[1]
+
+
+def _collect(
+    routes: Iterable[object], prefix: str, labels: dict[int, tuple[object, str | None]], depth: int
+) -> None:
+    mount_types = _mount_types()
+    for route in routes:
+        if isinstance(route, mount_types):
+            # A Mount's template ends in "/{path}"; a Host adds no path of its own.
+            path_format = getattr(route, "path_format", "")
+            inner_prefix = prefix
+            if path_format.endswith(_MOUNT_TAIL):
+                inner_prefix = prefix + path_format[: -len(_MOUNT_TAIL)]
+            inner = getattr(route, "routes", None) or ()
+            if inner and depth < _MOUNT_DEPTH_MAX:
+                # Left in the scope, this Mount means its router matched nothing.
+                labels[id(route)] = (route, None)
+                _collect(inner, inner_prefix, labels, depth + 1)
+            else:  # an app mounted whole (static files, a WSGI app): one label for all of it
+                labels[id(route)] = (route, inner_prefix + _MOUNT_TAIL)
+            continue
+        path_format = getattr(route, "path_format", None)
+        if isinstance(path_format, str):
+            label = prefix + path_format
+            labels[id(route)] = (route, label)
+            endpoint = getattr(route, "endpoint", None)
+            if endpoint is not None and id(endpoint) not in labels:
+                labels[id(endpoint)] = (endpoint, label)
+
+
+def _mount_types() -> tuple[type, ...]:
+    try:
+        from starlette.routing import Host, Mount
+    except ImportError:  # a Starlette-like router without Starlette: no mounts to follow
+        return ()
+    return (Mount, Host)

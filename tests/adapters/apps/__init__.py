@@ -1,0 +1,1 @@
+"""Apps served by real servers (gunicorn, uvicorn) in the adapter tests."""
