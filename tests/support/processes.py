@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -110,7 +111,11 @@ def run_process(
         yield running
     except BaseException as exc:
         running.stop(stop_timeout)
-        exc.add_note(f"--- output of {argv[0]} ---\n{running.output()[-4000:]}")
+        note = f"--- output of {argv[0]} ---\n{running.output()[-4000:]}"
+        if hasattr(exc, "add_note"):  # Python 3.11+; on 3.10 the output goes to stderr
+            exc.add_note(note)
+        else:
+            print(note, file=sys.stderr)
         raise
     finally:
         running.stop(stop_timeout)
