@@ -7,9 +7,16 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 EXTRAS := dev
 
-.PHONY: setup test lint format bench demo clean
+.PHONY: setup system-tools test lint format bench demo clean
 
-setup: $(STAMP)
+setup: $(STAMP) system-tools
+
+# Real Prometheus/Alertmanager and a headless Chromium for the tests (Debian packages).
+# Exit 2 means "cannot install here" (not root, no apt): the tests that need them skip
+# with the script's message; in CI (root on Debian) they are installed and must run.
+system-tools:
+	@bash scripts/install-prometheus.sh || test $$? -eq 2
+	@bash scripts/install-chromium.sh || test $$? -eq 2
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -1,0 +1,14 @@
+"""The built-in dashboard: one HTML page and ``metrics.json`` over a ``StatsStore``.
+
+Mount it in a Flask app (``profilis.flask.ui.make_ui_blueprint``), in a Starlette or
+FastAPI app (``make_ui_asgi_app``), or let the sidecar serve it for the whole pod at
+``/_profilis``. The page polls ``metrics.json`` (shape: docs/ui.md) and draws its charts
+with inline SVG: no CDN, it works offline. An optional token is accepted as
+``Authorization: Bearer``, ``X-Profilis-Token`` or ``?token=``; without one the dashboard is
+reachable wherever it is mounted, and nowhere else. Only the standard library is imported.
+"""
+
+from profilis.ui._dashboard import METRICS_PATH, Dashboard, SnapshotSource, UiResponse
+from profilis.ui.asgi import make_ui_asgi_app
+
+__all__ = ["METRICS_PATH", "Dashboard", "SnapshotSource", "UiResponse", "make_ui_asgi_app"]

@@ -1,0 +1,1 @@
+"""Apps serving the dashboard under real servers (gunicorn, uvicorn) in the UI tests."""
