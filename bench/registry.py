@@ -85,6 +85,24 @@ CASES: tuple[Case, ...] = (
     Case("flask_peer", "peer 1.0.0 ProfilisFlask overhead", "peer", "cases_adapters:flask_peer"),
     Case("asgi_ours", "ours ProfilisASGI overhead (Starlette)", "ours", "cases_adapters:asgi_ours"),
     Case("asgi_peer", "peer 1.0.0 ASGI middleware overhead", "peer", "cases_adapters:asgi_peer"),
+    Case(
+        "sidecar_ingest",
+        "sidecar ingest, 4 agents flooding (1 core)",
+        "ours",
+        "cases_sidecar:ingest_capacity",
+    ),
+    Case(
+        "sidecar_paced",
+        "sidecar ingest, 4 agents at 600k/s (1 core)",
+        "ours",
+        "cases_sidecar:ingest_paced",
+    ),
+    Case(
+        "sidecar_send",
+        "agent send, one 128-event batch at 500/s (CPU)",
+        "ours",
+        "cases_sidecar:agent_send",
+    ),
 )
 
 

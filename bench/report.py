@@ -131,6 +131,7 @@ CHECKS: tuple[Check, ...] = (
     Ratio("ours Flask / no-op hooks", "flask_ours", "flask_hooks", at_most=2),
     Ratio("peer Flask / ours Flask", "flask_peer", "flask_ours", at_least=10),
     Ratio("peer ASGI / ours ASGI", "asgi_peer", "asgi_ours", at_least=6),
+    Rate("sidecar ingest, 1 core, 600k/s offered", "sidecar_paced", at_least=500_000),
 )
 
 

@@ -1,0 +1,247 @@
+"""``profilis-sidecar``: flags and environment to ``SidecarSettings``, then run until SIGTERM.
+
+Flags win over the environment: ``PROFILIS_SIDECAR_LISTEN`` (comma list of addresses),
+``PROFILIS_SIDECAR_METRICS_PORT``, ``PROFILIS_SERVICE_NAME`` (read through
+``profilis.config``), and the downward-API ``POD_NAME``/``POD_NAMESPACE`` (logs and
+/_profilis only). A bad value stops start-up with a message naming the flag or variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from types import FrameType
+from typing import TypeVar
+
+from profilis import __version__
+from profilis.config import CollectorAddress, load_config, parse_collector_address
+from profilis.errors import ConfigError
+from profilis_sidecar.forward import FORWARD_SPECS, build_forward_sink
+from profilis_sidecar.settings import (
+    DEFAULT_LISTEN,
+    DEFAULT_METRICS_PORT,
+    SidecarError,
+    SidecarSettings,
+)
+from profilis_sidecar.sidecar import Sidecar
+
+__all__ = ["build_parser", "main", "settings_from_args"]
+
+log = logging.getLogger("profilis.sidecar")
+T = TypeVar("T")
+
+
+def _address(text: str) -> CollectorAddress:
+    return parse_collector_address(text.strip(), "--listen")
+
+
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and int(text) <= 65535):
+        raise ValueError(f"a port number in [0, 65535], got {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"a number of seconds, got {text!r}")
+    return value
+
+
+def _octal(text: str) -> int:
+    return int(text, 8)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="profilis-sidecar",
+        description="The shared Profilis collector of a pod: agents send batches over a "
+        "datagram socket; one /metrics shows every worker.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--listen",
+        action="append",
+        type=_address,
+        metavar="ADDRESS",
+        help="unix:///path or udp://127.0.0.1:PORT; repeatable (env PROFILIS_SIDECAR_LISTEN, "
+        f"comma list; default {DEFAULT_LISTEN})",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=_port,
+        help=f"port of /metrics, /healthz, /readyz, /_profilis (env "
+        f"PROFILIS_SIDECAR_METRICS_PORT; default {DEFAULT_METRICS_PORT})",
+    )
+    parser.add_argument("--metrics-host", default="0.0.0.0", help="default 0.0.0.0")
+    parser.add_argument(
+        "--service",
+        help="service label for agents that name none (env PROFILIS_SERVICE_NAME)",
+    )
+    parser.add_argument(
+        "--worker-expiry",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="forget a worker silent this long (default 30)",
+    )
+    parser.add_argument(
+        "--max-datagram-bytes",
+        type=int,
+        default=65_536,
+        metavar="BYTES",
+        help="refuse larger datagrams (default 65536)",
+    )
+    parser.add_argument(
+        "--backlog-bytes",
+        type=int,
+        default=16 << 20,
+        metavar="BYTES",
+        help="datagrams read and waiting to be processed, at most (default 16 MiB)",
+    )
+    parser.add_argument(
+        "--log-interval",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds between summary lines (default 60)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long SIGTERM may take (default 5)",
+    )
+    parser.add_argument(
+        "--socket-mode",
+        type=_octal,
+        default=0o666,
+        metavar="OCTAL",
+        help="permissions of the Unix socket (default 666: any container of the pod)",
+    )
+    parser.add_argument(
+        "--max-label-values",
+        type=int,
+        default=1000,
+        help="distinct values per label before __overflow__ (default 1000)",
+    )
+    parser.add_argument(
+        "--max-series",
+        type=int,
+        default=10_000,
+        help="series per metric before __overflow__ (default 10000)",
+    )
+    parser.add_argument(
+        "--forward",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help=f"also export events: {FORWARD_SPECS}; repeatable",
+    )
+    parser.add_argument(
+        "--forward-queue-size",
+        type=int,
+        default=65_536,
+        help="events queued for forwarding (default 65536)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="default INFO",
+    )
+    return parser
+
+
+def _from_env(environ: Mapping[str, str], name: str, parse: Callable[[str], T]) -> T | None:
+    text = environ.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise SidecarError(f"{name}: {exc}") from None
+
+
+def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> SidecarSettings:
+    """Flags first, then the environment, then the defaults; ``SidecarError`` if invalid."""
+    listen: list[CollectorAddress] | None = args.listen
+    if not listen:
+        listen = _from_env(
+            environ,
+            "PROFILIS_SIDECAR_LISTEN",
+            lambda text: [
+                parse_collector_address(part.strip(), "PROFILIS_SIDECAR_LISTEN")
+                for part in text.split(",")
+                if part.strip()
+            ],
+        ) or [parse_collector_address(DEFAULT_LISTEN)]
+    port = args.metrics_port
+    if port is None:
+        port = _from_env(environ, "PROFILIS_SIDECAR_METRICS_PORT", _port)
+    service = args.service
+    if service is None:
+        try:
+            service = load_config(environ).service_name
+        except ConfigError as exc:
+            raise SidecarError(str(exc)) from None
+    return SidecarSettings(
+        listen=tuple(listen),
+        metrics_host=args.metrics_host,
+        metrics_port=DEFAULT_METRICS_PORT if port is None else port,
+        service=service,
+        worker_expiry_s=args.worker_expiry,
+        max_datagram_bytes=args.max_datagram_bytes,
+        backlog_bytes=args.backlog_bytes,
+        log_interval_s=args.log_interval,
+        drain_timeout_s=args.drain_timeout,
+        socket_mode=args.socket_mode,
+        max_label_values=args.max_label_values,
+        max_series=args.max_series,
+        forward_queue_size=args.forward_queue_size,
+        pod_name=environ.get("POD_NAME") or None,
+        pod_namespace=environ.get("POD_NAMESPACE") or None,
+    )
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Run the sidecar until SIGTERM or SIGINT; 0 after a clean drain, 1 if it cannot start."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    env = os.environ if environ is None else environ
+    try:
+        settings = settings_from_args(args, env)
+    except (SidecarError, ConfigError) as exc:
+        parser.error(str(exc))  # exits 2, naming the flag or variable
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    # Installed before anything starts, so an early SIGTERM still drains what exists.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        sinks = [build_forward_sink(spec, service=settings.service) for spec in args.forward]
+        sidecar = Sidecar(settings, forward_sinks=sinks)
+        sidecar.start()
+    except SidecarError as exc:
+        log.error("profilis-sidecar cannot start: %s", exc)
+        return 1
+    while not stop.wait(settings.log_interval_s):
+        sidecar.log_summary()
+    sidecar.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

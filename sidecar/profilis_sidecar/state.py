@@ -1,0 +1,199 @@
+"""IngestState: what the sidecar knows, updated one datagram at a time.
+
+``ingest`` decodes an untrusted datagram (``profilis.exporters.collector.decode_envelope``),
+folds its events into the shared ``EventMetrics`` and the sender's health into per-worker
+state. Agents report cumulative counters, so the sidecar adds per-worker *differences*: a
+worker that restarts (its ``seq`` starts again) or expires never makes a total go backwards,
+and one lost datagram loses no drop count. ``profilis_sidecar.metrics`` exposes the result;
+``profilis_sidecar.ingest`` calls ``ingest`` from its receive thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Final
+
+from profilis.exporters.collector import (
+    REJECT_REASONS,
+    JsonCodec,
+    WireError,
+    WireHealth,
+    decode_envelope,
+    load_codec,
+)
+from profilis.exporters.prometheus import EventMetrics
+
+__all__ = ["DROP_REASONS", "IngestState", "Totals", "WorkerState"]
+
+#: Reasons of ``profilis_events_dropped_total`` (DESIGN.md).
+DROP_REASONS: Final = ("queue", "transport", "decode")
+#: Agents name no service unless configured; the sidecar's own setting fills that in.
+AGENT_DEFAULT_SERVICE: Final = "unknown_service"
+#: Expired workers remembered (oldest forgotten first), so one that comes back after a
+#: pause resumes from its last counters instead of being counted again from zero.
+_TOMBSTONES: Final = 4096
+
+WorkerKey = tuple[str, int]  # (service, pid): two containers of a pod may share a pid
+
+
+@dataclass(slots=True)
+class WorkerState:
+    """One agent process, as its last datagram described it."""
+
+    service: str
+    pid: int
+    first_seen_s: float
+    last_seen_s: float
+    seq: int
+    health: WireHealth
+    events_received: int = 0
+    batches_lost: int = 0
+    restarts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """The sidecar's counters since it started (a consistent snapshot)."""
+
+    datagrams: int
+    events_received: int
+    rejected: dict[str, int]
+    dropped: dict[str, int]
+    exported: int
+    batches_lost: int
+    workers_live: int
+    workers_expired: int
+    workers: list[WorkerState] = field(default_factory=list)
+
+
+class IngestState:
+    """Decodes datagrams and keeps the aggregated counters and per-worker state.
+
+    One thread calls ``ingest``/``expire``; any thread may read ``totals``. ``forward``,
+    when given, receives every accepted envelope's events (the forwarder checks them).
+    ``clock`` is monotonic seconds, injectable so tests control expiry.
+    """
+
+    def __init__(
+        self,
+        metrics: EventMetrics,
+        *,
+        default_service: str = AGENT_DEFAULT_SERVICE,
+        max_datagram_bytes: int = 65_536,
+        worker_expiry_s: float = 30.0,
+        forward: Callable[[list[object]], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        codec: JsonCodec | None = None,
+    ) -> None:
+        self._metrics = metrics
+        self._default_service = default_service
+        self._max_bytes = max_datagram_bytes
+        self._expiry_s = worker_expiry_s
+        self._forward = forward
+        self._clock = clock
+        self._codec = codec or load_codec()
+        self._lock = threading.Lock()
+        self._workers: dict[WorkerKey, WorkerState] = {}
+        self._expired: OrderedDict[WorkerKey, WorkerState] = OrderedDict()
+        self._datagrams = 0
+        self._events = 0
+        self._rejected: dict[str, int] = dict.fromkeys(REJECT_REASONS, 0)
+        self._dropped = dict.fromkeys(DROP_REASONS, 0)
+        self._exported = 0
+        self._lost = 0
+        self._workers_expired = 0
+
+    # ------------------------------------------------------------------ receive thread
+    def ingest(self, data: bytes | bytearray | memoryview) -> None:
+        """Account for one datagram: accepted, or rejected with a reason. Never raises."""
+        try:
+            envelope = decode_envelope(data, codec=self._codec, max_bytes=self._max_bytes)
+        except WireError as err:
+            with self._lock:
+                self._datagrams += 1
+                self._rejected[err.reason] += 1
+                self._dropped["decode"] += err.events
+            return
+        service = envelope.service
+        label = self._default_service if service == AGENT_DEFAULT_SERVICE else service
+        invalid = self._metrics.observe(envelope.events, label)
+        valid = len(envelope.events) - invalid
+        now = self._clock()
+        with self._lock:
+            self._datagrams += 1
+            self._events += valid
+            self._dropped["decode"] += invalid
+            worker = self._worker(service, envelope.pid, envelope.seq, now)
+            worker.events_received += valid
+            self._account(worker, envelope.seq, envelope.health)
+            worker.last_seen_s = now
+        if self._forward is not None and envelope.events:
+            self._forward(envelope.events)
+
+    def _worker(self, service: str, pid: int, seq: int, now: float) -> WorkerState:
+        key = (service, pid)
+        worker = self._workers.get(key) or self._expired.pop(key, None)
+        if worker is None:
+            # First sight: everything the process counted so far is news to this sidecar
+            # (e.g. the drops while the sidecar was down), so the baseline is zero.
+            worker = WorkerState(service, pid, now, now, seq - 1, WireHealth())
+        self._workers[key] = worker
+        return worker
+
+    def _account(self, worker: WorkerState, seq: int, health: WireHealth) -> None:
+        previous = worker.health
+        if seq <= worker.seq:
+            # The sequence started again: a new process that reuses the pid.
+            worker.restarts += 1
+            previous = WireHealth()
+        elif seq > worker.seq + 1:
+            gap = seq - worker.seq - 1
+            worker.batches_lost += gap
+            self._lost += gap
+        dropped = self._dropped
+        dropped["queue"] += _growth(previous.dropped_queue, health.dropped_queue)
+        dropped["transport"] += _growth(previous.dropped_transport, health.dropped_transport)
+        self._exported += _growth(previous.exported, health.exported)
+        worker.seq = seq
+        worker.health = health
+
+    def expire(self) -> int:
+        """Forget workers silent for longer than the expiry; return how many went."""
+        deadline = self._clock() - self._expiry_s
+        with self._lock:
+            gone = [key for key, w in self._workers.items() if w.last_seen_s < deadline]
+            for key in gone:
+                self._expired[key] = self._workers.pop(key)
+                self._expired.move_to_end(key)
+            while len(self._expired) > _TOMBSTONES:
+                self._expired.popitem(last=False)
+            self._workers_expired += len(gone)
+        return len(gone)
+
+    # ------------------------------------------------------------------ any thread
+    def totals(self) -> Totals:
+        with self._lock:
+            return Totals(
+                datagrams=self._datagrams,
+                events_received=self._events,
+                rejected=dict(self._rejected),
+                dropped=dict(self._dropped),
+                exported=self._exported,
+                batches_lost=self._lost,
+                workers_live=len(self._workers),
+                workers_expired=self._workers_expired,
+                workers=[replace(w) for w in self._workers.values()],
+            )
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self._clock
+
+
+def _growth(before: int, now: int) -> int:
+    """How much a cumulative counter grew; a smaller value means it was reset."""
+    return now - before if now >= before else now
