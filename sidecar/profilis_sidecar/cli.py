@@ -2,7 +2,8 @@
 
 Flags win over the environment: ``PROFILIS_SIDECAR_LISTEN`` (comma list of addresses),
 ``PROFILIS_SIDECAR_METRICS_PORT``, ``PROFILIS_SERVICE_NAME`` (read through
-``profilis.config``), and the downward-API ``POD_NAME``/``POD_NAMESPACE`` (logs and
+``profilis.config``), ``PROFILIS_SIDECAR_UI_TOKEN`` (the dashboard's token; never a flag,
+so it stays out of ``ps``) and the downward-API ``POD_NAME``/``POD_NAMESPACE`` (logs and
 /_profilis only). A bad value stops start-up with a message naming the flag or variable.
 """
 
@@ -151,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="events queued for forwarding (default 65536)",
     )
     parser.add_argument(
+        "--ui-events-per-s",
+        type=float,
+        default=20_000.0,
+        help="events a second shown on the /_profilis/ dashboard, 0 turns it off (default 20000)",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -205,6 +212,9 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         max_label_values=args.max_label_values,
         max_series=args.max_series,
         forward_queue_size=args.forward_queue_size,
+        ui_events_per_s=args.ui_events_per_s,
+        # Environment only: a token in argv would show in `ps` and in the pod spec.
+        ui_token=environ.get("PROFILIS_SIDECAR_UI_TOKEN") or None,
         pod_name=environ.get("POD_NAME") or None,
         pod_namespace=environ.get("POD_NAMESPACE") or None,
     )

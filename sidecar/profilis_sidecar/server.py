@@ -3,7 +3,8 @@
 ``/metrics``: the registry, in the exposition format the scraper asks for (prometheus_client's
 encoder, never hand-written text). ``/healthz``: the process answers. ``/readyz``: the sockets
 are bound and the forwarding exporters are healthy (503 with the reasons otherwise).
-``/_profilis``: a JSON status (pod, workers, counters) that a UI will be built on.
+``/_profilis/``: the pod dashboard (``profilis_sidecar.ui``), with ``/_profilis/status.json``
+for the sidecar's own status (pod, workers, counters).
 A threaded standard-library server: a scrape never waits for another.
 """
 
@@ -19,9 +20,13 @@ from typing import Final
 from prometheus_client import exposition
 from prometheus_client.registry import CollectorRegistry
 
+from profilis.ui import UiResponse
+
 __all__ = ["StatusServer"]
 
 _JSON: Final = "application/json"
+#: ``(method, target, header getter) -> response``, or None when the target is not its own.
+DashboardRoute = Callable[[str, str, Callable[[str], "str | None"]], "UiResponse | None"]
 _TEXT: Final = "text/plain; charset=utf-8"
 
 
@@ -46,8 +51,9 @@ class StatusServer:
         *,
         status: Callable[[], Mapping[str, object]],
         readiness: Callable[[], list[str]],
+        dashboard: DashboardRoute | None = None,
     ) -> None:
-        handler = _handler_class(registry, status, readiness)
+        handler = _handler_class(registry, status, readiness, dashboard)
         server_class = _V6Server if ":" in host else _Server
         self._server = server_class((host, port), handler)
         self._thread = threading.Thread(
@@ -74,6 +80,7 @@ def _handler_class(
     registry: CollectorRegistry,
     status: Callable[[], Mapping[str, object]],
     readiness: Callable[[], list[str]],
+    dashboard: DashboardRoute | None,
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "profilis-sidecar"
@@ -90,10 +97,18 @@ def _handler_class(
                 problems = readiness()
                 body = json.dumps({"ready": not problems, "problems": problems}).encode()
                 self._reply(503 if problems else 200, _JSON, body)
-            elif path in ("/_profilis", "/_profilis/"):
+            elif path == "/_profilis/status.json" or (dashboard is None and path == "/_profilis"):
                 self._reply(200, _JSON, json.dumps(status(), indent=2).encode())
             else:
-                self._reply(404, _TEXT, b"not found\n")
+                reply = None if dashboard is None else dashboard("GET", self.path, self.headers.get)
+                if reply is None:
+                    self._reply(404, _TEXT, b"not found\n")
+                    return
+                self.send_response(reply.status)
+                for name, value in reply.headers:
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(reply.body)
 
         def _reply(self, code: int, content_type: str, body: bytes) -> None:
             self.send_response(code)

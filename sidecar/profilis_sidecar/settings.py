@@ -65,6 +65,13 @@ class SidecarSettings:
     max_series: int = 10_000
     # Events queued for forwarding exporters (count); past it the oldest are dropped, counted.
     forward_queue_size: int = 65_536
+    # Events a second (at most) shown on the pod dashboard at /_profilis/; 0 turns the page
+    # off. Past it events are sampled out of the page only (metrics stay exact): the page
+    # costs ~2 us an event, which must never come out of ingestion.
+    ui_events_per_s: float = 20_000.0
+    # Token the dashboard asks for (Bearer, X-Profilis-Token or ?token=); None: open to
+    # whoever can reach the metrics port, like /metrics itself.
+    ui_token: str | None = None
     # Downward-API identity (POD_NAME, POD_NAMESPACE): logs and /_profilis only, never
     # metric labels (Prometheus adds its own target labels).
     pod_name: str | None = None
@@ -91,5 +98,8 @@ class SidecarSettings:
             check_int("max_label_values", self.max_label_values, minimum=1, maximum=1_000_000)
             check_int("max_series", self.max_series, minimum=1, maximum=10_000_000)
             check_int("forward_queue_size", self.forward_queue_size, minimum=1, maximum=10_000_000)
+            check_float("ui_events_per_s", self.ui_events_per_s, minimum=0.0, maximum=1e7)
         except ConfigError as exc:
             raise SidecarError(str(exc)) from None
+        if self.ui_token is not None and not (isinstance(self.ui_token, str) and self.ui_token):
+            raise SidecarError("ui_token must be a non-empty string or None")

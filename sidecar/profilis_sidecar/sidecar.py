@@ -22,6 +22,7 @@ from profilis_sidecar.metrics import build_registry, worker_labels
 from profilis_sidecar.server import StatusServer
 from profilis_sidecar.settings import SidecarError, SidecarSettings
 from profilis_sidecar.state import IngestState, Totals
+from profilis_sidecar.ui import PodDashboard
 
 __all__ = ["Sidecar"]
 
@@ -50,12 +51,21 @@ class Sidecar:
             if forward_sinks
             else None
         )
+        self.dashboard = (
+            PodDashboard(
+                self._dashboard_health,
+                auth_token=settings.ui_token,
+                max_events_per_s=settings.ui_events_per_s,
+            )
+            if settings.ui_events_per_s > 0
+            else None
+        )
         self.state = IngestState(
             self.metrics,
             default_service=settings.service,
             max_datagram_bytes=settings.max_datagram_bytes,
             worker_expiry_s=settings.worker_expiry_s,
-            forward=self.forwarder,
+            forward=self._accepted_events if self.dashboard or self.forwarder else None,
             clock=clock,
         )
         self.receiver = Receiver(
@@ -94,6 +104,7 @@ class Sidecar:
                 self.registry,
                 status=self.status,
                 readiness=self.readiness,
+                dashboard=self.dashboard.respond_to if self.dashboard is not None else None,
             )
         except (OSError, SidecarError) as exc:
             self.receiver.stop(0.0)
@@ -124,11 +135,48 @@ class Sidecar:
         self.receiver.stop(budget / 2)
         if self.forwarder is not None:
             self.forwarder.close(max(0.0, deadline - time.monotonic()))
+        if self.dashboard is not None:
+            self.dashboard.close(max(0.0, deadline - time.monotonic()))
         if self._server is not None:
             self._server.stop()
         self.log_summary(final=True)
 
+    def _accepted_events(self, events: list[object]) -> None:
+        """Receive thread: every accepted envelope's events, to the page and the forwarder."""
+        if self.dashboard is not None:
+            self.dashboard(events)
+        if self.forwarder is not None:
+            self.forwarder(events)
+
     # ------------------------------------------------------------------ status
+    def _dashboard_health(self) -> dict[str, object]:
+        """The pod's collector health as the dashboard shows it: sums, then one row a worker."""
+        totals = self.state.totals()
+        workers = [
+            {
+                "worker": label,
+                "service": w.service,
+                "pid": w.pid,
+                "queue_depth": w.health.queue_depth,
+                "queue_capacity": w.health.queue_capacity,
+                "exported": w.health.exported,
+                "dropped_queue": w.health.dropped_queue,
+                "dropped_transport": w.health.dropped_transport,
+                "batches_lost": w.batches_lost,
+            }
+            for label, w in zip(worker_labels(totals.workers), totals.workers, strict=True)
+        ]
+        return {
+            "queue_depth": sum(w.health.queue_depth for w in totals.workers),
+            "queue_capacity": sum(w.health.queue_capacity for w in totals.workers),
+            "enqueued": sum(w.health.enqueued for w in totals.workers),
+            "exported": totals.exported,
+            "dropped": dict(totals.dropped),
+            "dropped_total": sum(totals.dropped.values()),
+            "export_errors": 0,
+            "workers": workers,
+        }
+
     def readiness(self) -> list[str]:
         """Why the sidecar is not ready (empty when it is)."""
         problems = []
@@ -206,6 +254,9 @@ class Sidecar:
             },
             "workers": workers,
             "forward": forward,
+            "dashboard": None
+            if self.dashboard is None
+            else {"sampled_out": self.dashboard.sampled_out, "path": "/_profilis/"},
         }
 
     def log_summary(self, *, final: bool = False) -> None:

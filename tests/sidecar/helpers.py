@@ -95,7 +95,7 @@ def value(samples: Families, name: str, **labels: str) -> float:
 
 
 def status(port: int) -> dict[str, Any]:
-    code, body = get(port, "/_profilis")
+    code, body = get(port, "/_profilis/status.json")
     assert code == 200
     result: dict[str, Any] = json.loads(body)
     return result
