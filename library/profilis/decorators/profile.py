@@ -52,7 +52,7 @@ def profile(
     def record(label: str, ctx: RawContext, start: int, error: str | None) -> None:
         # The FN event, built here rather than through Emitter.emit_fn: this call already
         # holds the span context, and skipping a call and a ContextVar read is most of the
-        # decorator's budget. Same keys and queueing as the emitter.
+        # decorator's budget. Same keys and queueing as the emitter (and the sync wrapper).
         try:
             dur_ns = now_ns() - start
             event = {
@@ -102,7 +102,17 @@ def profile(
 
         @functools.wraps(func)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            ctx = _child_context()
+            # _child_context() and record(), written out: each call saved is ~10% of the
+            # decorator's cost, and sync functions are where it is paid most often.
+            parent = get_current()
+            try:
+                span = pool_pop()
+            except IndexError:
+                span = refill_ids()
+            if parent is None:
+                ctx: RawContext = (span + span, span, None, 1, None)
+            else:
+                ctx = (parent[0], span, parent[1], parent[3], parent[4])
             token = set_current(ctx)
             error = None
             start = now_ns()
@@ -112,7 +122,29 @@ def profile(
                 error = type(exc).__name__
                 raise
             finally:
-                record(label, ctx, start, error)
+                try:
+                    dur_ns = now_ns() - start
+                    event = {
+                        "kind": "FN",
+                        "ts_ns": wall_ns() - dur_ns,
+                        "dur_ns": dur_ns,
+                        "fn": label,
+                        "trace_id": ctx[0],
+                        "span_id": span,
+                    }
+                    if parent is not None:
+                        event["parent_span_id"] = parent[1]
+                    if error is not None:
+                        event["error"] = error
+                    depth = len(buf)
+                    if depth < capacity:
+                        buf.append(event)
+                        if depth == wake_at:
+                            wake()
+                    else:
+                        enqueue(event)
+                except Exception:  # instrumentation must never break the app
+                    pass
                 reset_current(token)
 
         return wrapper
