@@ -116,6 +116,33 @@ class Rate:
         return CheckOutcome(self.label, rate, f"{rate:,.0f} events/s, {lost} lost", target, verdict)
 
 
+@dataclass(frozen=True)
+class AccountedRate:
+    """A throughput case held to a floor where drops are expected but must all be counted.
+
+    The sidecar's ingest capacity is measured by flooding it, so agents shed load; the issue
+    asks for the rate "reported with the loss accounting": every event is received or
+    counted as dropped (``unaccounted == 0``).
+    """
+
+    label: str
+    case: str
+    at_least: float
+
+    def evaluate(self, outcomes: Mapping[str, Outcome]) -> CheckOutcome:
+        target = f">= {self.at_least:,.0f} events/s, every loss counted"
+        rate = _value(outcomes, self.case)
+        info = outcomes.get(self.case, {}).get("info")
+        if rate is None or not isinstance(info, Mapping):
+            return CheckOutcome(self.label, None, "n/a", target, "n/a")
+        dropped = info.get("dropped", {})
+        shed = sum(dropped.values()) if isinstance(dropped, Mapping) else int(dropped)
+        unaccounted = int(info.get("unaccounted", 0))
+        ok = rate >= self.at_least and unaccounted == 0
+        shown = f"{rate:,.0f} events/s, {shed:,} shed (counted), {unaccounted} unaccounted"
+        return CheckOutcome(self.label, rate, shown, target, "PASS" if ok else "MISS")
+
+
 CHECKS: tuple[Check, ...] = (
     Ratio("ours emit_http / floor", "ours_emit_http", "floor", at_most=2),
     Ratio("  same, caller CPU only", "ours_emit_http", "floor", cpu=True),
@@ -131,7 +158,9 @@ CHECKS: tuple[Check, ...] = (
     Ratio("ours Flask / no-op hooks", "flask_ours", "flask_hooks", at_most=2),
     Ratio("peer Flask / ours Flask", "flask_peer", "flask_ours", at_least=10),
     Ratio("peer ASGI / ours ASGI", "asgi_peer", "asgi_ours", at_least=6),
-    Rate("sidecar ingest, 1 core, 600k/s offered", "sidecar_paced", at_least=500_000),
+    AccountedRate("sidecar ingest, 1 core, 4 agents", "sidecar_ingest", at_least=500_000),
+    # Information: at a steady 600k/s offered, how much arrives and how much is shed.
+    Rate("  sidecar at 600k/s offered (0-drop goal)", "sidecar_paced", at_least=500_000),
 )
 
 
