@@ -10,11 +10,15 @@ remembered, since an app sends the same few statement strings over and over.
 from __future__ import annotations
 
 import weakref
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, ExceptionContext, ExecutionContext
-from sqlalchemy.ext.asyncio import AsyncEngine
+
+if TYPE_CHECKING:
+    # Only for annotations: importing sqlalchemy.ext.asyncio needs greenlet, which
+    # SQLAlchemy 2.1 no longer installs, and sync-only apps must still get DB events.
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 from profilis._http import resolve_emitter
 from profilis._validation import check_bool, check_int
@@ -152,7 +156,7 @@ def instrument_engine(
     statements; ``max_len`` caps their length, in characters. Instrumenting an engine again
     replaces the earlier instrumentation, so events are never doubled.
     """
-    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    sync_engine = _sync_engine(engine)
     if not isinstance(sync_engine, Engine):
         raise TypeError(f"engine must be a SQLAlchemy Engine or AsyncEngine, got {engine!r}")
     target = resolve_emitter(emitter, collector)
@@ -172,7 +176,7 @@ instrument_async_engine = instrument_engine
 
 def uninstrument_engine(engine: Engine | AsyncEngine) -> None:
     """Remove Profilis' listeners from ``engine`` (nothing happens if there are none)."""
-    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    sync_engine = _sync_engine(engine)
     instrumentation = _instrumented.get(sync_engine)
     if instrumentation is not None:
         instrumentation.remove()
@@ -181,3 +185,8 @@ def uninstrument_engine(engine: Engine | AsyncEngine) -> None:
 def redact_statement(sql: str, *, max_len: int = QUERY_MAX_LENGTH) -> str:
     """The Profilis 1.x helper: ``sql`` with its literals redacted (``normalise_statement``)."""
     return normalise_statement(sql, max_length=max_len)
+
+
+def _sync_engine(engine: Engine | AsyncEngine) -> Any:
+    """The ``Engine`` that runs the statements: an ``AsyncEngine`` wraps one."""
+    return getattr(engine, "sync_engine", engine)
