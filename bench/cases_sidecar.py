@@ -58,7 +58,9 @@ def _pin(cpus: set[int]) -> Callable[[], None] | None:
 
 
 def _status(port: int) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_profilis/status.json", timeout=5) as response:
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{port}/_profilis/status.json", timeout=5
+    ) as response:
         result: dict[str, Any] = json.load(response)
     return result
 

@@ -98,6 +98,18 @@ CASES: tuple[Case, ...] = (
         "cases_sidecar:ingest_paced",
     ),
     Case(
+        "agent_request",
+        "agent per-request overhead, gunicorn + Flask",
+        "ours",
+        "cases_agent:request_overhead",
+    ),
+    Case(
+        "operator_webhook",
+        "webhook round trip p99, 20 concurrent HTTPS",
+        "ours",
+        "cases_operator:webhook_latency",
+    ),
+    Case(
         "sidecar_send",
         "agent send, one 128-event batch at 500/s (CPU)",
         "ours",

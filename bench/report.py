@@ -143,6 +143,24 @@ class AccountedRate:
         return CheckOutcome(self.label, rate, shown, target, "PASS" if ok else "MISS")
 
 
+@dataclass(frozen=True)
+class Latency:
+    """A latency case (its value in ns) held to a ceiling in milliseconds."""
+
+    label: str
+    case: str
+    at_most_ms: float
+
+    def evaluate(self, outcomes: Mapping[str, Outcome]) -> CheckOutcome:
+        target = f"<= {self.at_most_ms:g} ms"
+        value = _value(outcomes, self.case)
+        if value is None:
+            return CheckOutcome(self.label, None, "n/a", target, "n/a")
+        ms = value / 1e6
+        verdict: Verdict = "PASS" if ms <= self.at_most_ms else "MISS"
+        return CheckOutcome(self.label, ms, f"{ms:.2f} ms", target, verdict)
+
+
 CHECKS: tuple[Check, ...] = (
     Ratio("ours emit_http / floor", "ours_emit_http", "floor", at_most=2),
     Ratio("  same, caller CPU only", "ours_emit_http", "floor", cpu=True),
@@ -161,6 +179,7 @@ CHECKS: tuple[Check, ...] = (
     AccountedRate("sidecar ingest, 1 core, 4 agents", "sidecar_ingest", at_least=500_000),
     # Information: at a steady 600k/s offered, how much arrives and how much is shed.
     Rate("  sidecar at 600k/s offered (0-drop goal)", "sidecar_paced", at_least=500_000),
+    Latency("webhook p99, 20 concurrent HTTPS", "operator_webhook", at_most_ms=5),
 )
 
 

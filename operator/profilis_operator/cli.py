@@ -1,0 +1,126 @@
+"""``profilis-operator``: flags and environment to ``OperatorOptions``, then kopf runs it.
+
+Runs cluster-wide (pods, namespaces and workloads of every namespace), logged in with the
+in-cluster service account or a kubeconfig (``KUBECONFIG``). Environment variables, set by
+the Helm chart, provide what flags do not: ``POD_NAMESPACE`` (the operator's namespace),
+``PROFILIS_OPERATOR_IMAGE``, ``PROFILIS_OPERATOR_DEFAULTS`` (a YAML ProfilisConfig spec),
+``PROFILIS_OPERATOR_EXCLUDED_NAMESPACES`` (comma list), ``PROFILIS_OPERATOR_NATIVE_SIDECARS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import kopf
+
+from profilis import __version__
+from profilis_operator.handlers import register
+from profilis_operator.options import NativeSidecars, OperatorOptions, OptionsError, load_defaults
+
+__all__ = ["build_parser", "main", "options_from_args"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="profilis-operator",
+        description="Injects the Profilis agent and sidecar into annotated workloads' pods.",
+    )
+    add = parser.add_argument
+    add("--version", action="version", version=f"%(prog)s {__version__}")
+    add("--webhook-host", default="0.0.0.0", help="default 0.0.0.0")
+    add("--webhook-port", type=int, default=9443, help="HTTPS port of /mutate-pods (9443)")
+    add("--tls-cert-file", type=Path, help="serving certificate (PEM), reloaded when it changes")
+    add("--tls-key-file", type=Path, help="its private key (PEM)")
+    add("--cert-reload-interval", type=float, default=10.0, metavar="SECONDS")
+    add(
+        "--self-signed",
+        action="store_true",
+        help="generate a CA and certificate; keep the webhook configuration's caBundle set",
+    )
+    add("--cert-dir", type=Path, default=Path("/tmp/profilis-webhook-certs"))
+    add("--webhook-config-name", default="profilis", help="MutatingWebhookConfiguration name")
+    add("--webhook-service", default="profilis-webhook", help="Service name, for the cert's SANs")
+    add("--extra-hostname", action="append", default=[], help="more SANs (repeatable)")
+    add("--health-host", default="0.0.0.0")
+    add("--health-port", type=int, default=8080, help="/metrics, /healthz, /readyz (8080)")
+    add("--namespace", help="the operator's namespace (env POD_NAMESPACE)")
+    add("--exclude-namespace", action="append", default=[], help="repeatable")
+    add("--native-sidecars", choices=["auto", "always", "never"])
+    add("--defaults", type=Path, help="YAML ProfilisConfig spec with the operator's defaults")
+    add("--image", help="the Profilis image (agent and sidecar)")
+    add("--status-interval", type=float, default=10.0, metavar="SECONDS")
+    add("--peering", help="kopf peering name for several replicas (default: standalone)")
+    add("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser
+
+
+def options_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> OperatorOptions:
+    """Flags first, then the environment; ``OptionsError`` names what is wrong."""
+    excluded = [*args.exclude_namespace]
+    excluded += environ.get("PROFILIS_OPERATOR_EXCLUDED_NAMESPACES", "").split(",")
+    defaults_path = args.defaults or environ.get("PROFILIS_OPERATOR_DEFAULTS") or None
+    return OperatorOptions(
+        namespace=args.namespace or environ.get("POD_NAMESPACE") or "profilis-system",
+        webhook_host=args.webhook_host,
+        webhook_port=args.webhook_port,
+        tls_cert_file=args.tls_cert_file,
+        tls_key_file=args.tls_key_file,
+        cert_reload_interval_s=args.cert_reload_interval,
+        self_signed=args.self_signed,
+        cert_dir=args.cert_dir,
+        webhook_config_name=args.webhook_config_name,
+        webhook_service=args.webhook_service,
+        extra_hostnames=tuple(args.extra_hostname),
+        health_host=args.health_host,
+        health_port=args.health_port,
+        excluded_namespaces=frozenset(n.strip() for n in excluded if n.strip()),
+        native_sidecars=_native_sidecars(
+            args.native_sidecars or environ.get("PROFILIS_OPERATOR_NATIVE_SIDECARS") or "auto"
+        ),
+        defaults=load_defaults(
+            Path(defaults_path) if defaults_path else None,
+            args.image or environ.get("PROFILIS_OPERATOR_IMAGE"),
+        ),
+        status_interval_s=args.status_interval,
+    )
+
+
+def _native_sidecars(text: str) -> NativeSidecars:
+    if text not in ("auto", "always", "never"):
+        raise OptionsError(
+            f"PROFILIS_OPERATOR_NATIVE_SIDECARS must be auto, always or never, got {text!r}"
+        )
+    return text  # type: ignore[return-value]  # checked just above
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Run until SIGTERM/SIGINT (kopf stops its tasks, then ours, cleanly)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        options = options_from_args(args, os.environ if environ is None else environ)
+    except OptionsError as exc:
+        parser.error(str(exc))  # exits 2, naming the flag or variable
+    kopf.configure(verbose=args.log_level == "DEBUG", quiet=args.log_level in ("WARNING", "ERROR"))
+    logging.getLogger("profilis").setLevel(args.log_level)
+    registry = kopf.OperatorRegistry()
+    register(registry, options)
+    asyncio.run(
+        kopf.operator(
+            registry=registry,
+            clusterwide=True,
+            standalone=args.peering is None,
+            peering_name=args.peering,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""Workloads: a Deployment, StatefulSet or DaemonSet annotated ``profilis.io/inject`` gets it on
+its pod template, with the config hash, so that its pods are (or stop being) instrumented.
+
+``template_changes`` is the pure rule; ``register`` wires it to kopf: a level-based
+``on.event`` handler per workload (create, update and operator restart alike: kopf lists
+every object when it starts), a ProfilisConfig handler that re-annotates the workloads that
+use a config when it changes (so the pods roll), and a timer writing each ProfilisConfig's
+status. Nothing is stored on the workloads but the template annotations themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import kopf
+
+from profilis.k8s import (
+    ANNOTATION_CONFIG,
+    ANNOTATION_CONFIG_HASH,
+    ANNOTATION_CONTAINER_NAMES,
+    ANNOTATION_INJECT,
+    API_GROUP,
+    API_VERSION,
+    CONFIG_PLURAL,
+    INJECT_FALSE,
+    INJECT_TRUE,
+)
+from profilis_operator.admission import ConfigEntry, EventSpec, choose_config
+from profilis_operator.effective_config import InjectionConfig
+from profilis_operator.kubeapi import ApiError
+
+if TYPE_CHECKING:
+    from profilis_operator.handlers import OperatorRuntime
+
+__all__ = ["WORKLOAD_KINDS", "WorkloadRef", "register", "template_changes", "template_hash"]
+
+log = logging.getLogger("profilis.operator.workloads")
+
+#: plural -> kind, in the apps/v1 group: the workloads with a pod template we annotate.
+WORKLOAD_KINDS: Final = {
+    "deployments": "Deployment",
+    "statefulsets": "StatefulSet",
+    "daemonsets": "DaemonSet",
+}
+#: Workload annotations copied to the template while the workload opts in.
+_MIRRORED: Final = (ANNOTATION_CONFIG, ANNOTATION_CONTAINER_NAMES)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadRef:
+    """An annotated (or formerly annotated) workload, as the config handlers need it."""
+
+    plural: str
+    name: str
+    annotations: Mapping[str, str]
+    template_annotations: Mapping[str, str]
+
+
+def template_hash(
+    entries: Iterable[ConfigEntry], config_name: str | None, defaults: InjectionConfig
+) -> str:
+    """The config-hash annotation: the effective config's digest, or why there is none."""
+    config, reason, _ = choose_config(entries, config_name, defaults)
+    return config.digest if config is not None else str(reason)
+
+
+def template_changes(
+    annotations: Mapping[str, str], template: Mapping[str, str], config_hash: str
+) -> dict[str, str | None]:
+    """Merge-patch entries (None deletes) for the template annotations; {} when in sync.
+
+    ``"true"`` on the workload: the template opts in, with the hash and the workload's
+    ``profilis.io/config``/``container-names``. ``"false"``: the template opts out, which
+    also wins over a namespace label. Neither: what this operator put there is removed; a
+    template the user annotated by hand (no config hash) is left alone.
+    """
+    wanted = annotations.get(ANNOTATION_INJECT)
+    managed = ANNOTATION_CONFIG_HASH in template
+    desired: dict[str, str | None] = {}
+    if wanted == INJECT_TRUE:
+        desired = {ANNOTATION_INJECT: INJECT_TRUE, ANNOTATION_CONFIG_HASH: config_hash}
+    elif wanted == INJECT_FALSE:
+        desired = {ANNOTATION_INJECT: INJECT_FALSE, ANNOTATION_CONFIG_HASH: None}
+    elif managed:
+        desired = {ANNOTATION_INJECT: None, ANNOTATION_CONFIG_HASH: None}
+    if wanted == INJECT_TRUE or managed:
+        for key in _MIRRORED:
+            desired[key] = annotations.get(key) if wanted == INJECT_TRUE else None
+    return {key: value for key, value in desired.items() if template.get(key) != value}
+
+
+def _template_annotations(body: Mapping[str, Any]) -> dict[str, str]:
+    template = (body.get("spec") or {}).get("template") or {}
+    return dict((template.get("metadata") or {}).get("annotations") or {})
+
+
+def _is_workload(resource: kopf.Resource) -> bool:
+    return resource.group == "apps" and resource.plural in WORKLOAD_KINDS
+
+
+def register(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -> None:
+    """Add the workload and ProfilisConfig handlers to ``registry``."""
+
+    @kopf.index(_is_workload, id="profilis_workloads", registry=registry)
+    def profilis_workloads(
+        body: kopf.Body, namespace: str | None, name: str, resource: kopf.Resource, **_: Any
+    ) -> dict[str, WorkloadRef] | None:
+        if namespace is None:
+            return None
+        annotations = dict(body.metadata.annotations)
+        template = _template_annotations(body)
+        if ANNOTATION_INJECT not in annotations and ANNOTATION_CONFIG_HASH not in template:
+            return None  # never ours: not indexed
+        return {namespace: WorkloadRef(resource.plural, name, annotations, template)}
+
+    @kopf.on.event(_is_workload, id="reconcile_workload", registry=registry)
+    def reconcile_workload(
+        body: kopf.Body,
+        type: str,
+        namespace: str | None,
+        name: str,
+        resource: kopf.Resource,
+        patch: kopf.Patch,
+        **kwargs: Any,
+    ) -> None:
+        if type == "DELETED" or namespace is None:
+            return
+        profilis_configs: kopf.Index[str, ConfigEntry] = kwargs["profilis_configs"]
+        annotations = dict(body.metadata.annotations)
+        template = _template_annotations(body)
+        if ANNOTATION_INJECT not in annotations and ANNOTATION_CONFIG_HASH not in template:
+            return
+        config_hash = template_hash(
+            profilis_configs.get(namespace, ()),
+            annotations.get(ANNOTATION_CONFIG),
+            runtime.options.defaults,
+        )
+        changes = template_changes(annotations, template, config_hash)
+        if changes:
+            # kopf applies it as a merge patch once the handler returns.
+            patch.spec["template"] = {"metadata": {"annotations": changes}}
+            _report(runtime, resource.plural, namespace, name, changes)
+
+    @kopf.on.event(
+        API_GROUP, API_VERSION, CONFIG_PLURAL, id="reconcile_config_users", registry=registry
+    )
+    async def reconcile_config_users(namespace: str | None, name: str, **kwargs: Any) -> None:
+        if namespace is None:
+            return
+        profilis_configs: kopf.Index[str, ConfigEntry] = kwargs["profilis_configs"]
+        profilis_workloads: kopf.Index[str, WorkloadRef] = kwargs["profilis_workloads"]
+        entries = list(profilis_configs.get(namespace, ()))
+        for entry in entries:
+            if entry.name == name and entry.config is None:
+                message = f"invalid; pods using it are not injected: {entry.error}"
+                involved = _reference("profilis.io/v1alpha1", "ProfilisConfig", name, namespace)
+                runtime.record_event(
+                    EventSpec(namespace, involved, "Warning", "InvalidConfig", message)
+                )
+        # Any change can move a workload's hash: its own config, or "the only one" changing.
+        for ref in list(profilis_workloads.get(namespace, ())):
+            config_hash = template_hash(
+                entries, ref.annotations.get(ANNOTATION_CONFIG), runtime.options.defaults
+            )
+            changes = template_changes(ref.annotations, ref.template_annotations, config_hash)
+            if not changes:
+                continue
+            path = f"/apis/apps/v1/namespaces/{namespace}/{ref.plural}/{ref.name}"
+            body = {"spec": {"template": {"metadata": {"annotations": changes}}}}
+            try:
+                await runtime.api.request(
+                    "PATCH", path, body, content_type="application/merge-patch+json"
+                )
+            except ApiError as exc:
+                runtime.metrics.errors.labels("workloads").inc()
+                # Not fatal: the workload's own next event re-applies the same rule.
+                log.warning("cannot update %s %s/%s: %s", ref.plural, namespace, ref.name, exc)
+                continue
+            _report(runtime, ref.plural, namespace, ref.name, changes)
+
+    @kopf.timer(
+        API_GROUP,
+        API_VERSION,
+        CONFIG_PLURAL,
+        interval=runtime.options.status_interval_s,
+        id="profilisconfig_status",
+        registry=registry,
+    )
+    def profilisconfig_status(
+        name: str, namespace: str | None, body: kopf.Body, patch: kopf.Patch, **kwargs: Any
+    ) -> None:
+        if namespace is None:
+            return
+        profilis_configs: kopf.Index[str, ConfigEntry] = kwargs["profilis_configs"]
+        profilis_workloads: kopf.Index[str, WorkloadRef] = kwargs["profilis_workloads"]
+        entries = list(profilis_configs.get(namespace, ()))
+        own = next((entry for entry in entries if entry.name == name), None)
+        users = sorted(
+            (WORKLOAD_KINDS[ref.plural], ref.name)
+            for ref in profilis_workloads.get(namespace, ())
+            if ref.annotations.get(ANNOTATION_INJECT) == INJECT_TRUE and _uses(ref, name, entries)
+        )
+        status = {
+            "workloads": [{"kind": kind, "name": workload} for kind, workload in users],
+            "workloadCount": len(users),
+            "configHash": own.config.digest if own and own.config else None,
+            "valid": bool(own and own.config),
+            "message": (own.error if own else None) or "",
+            "observedGeneration": body.metadata.get("generation"),
+        }
+        current = {key: body.status.get(key) for key in status}
+        if current != status:  # an unchanged status is not written: no needless events
+            patch.status.update(status)
+
+
+def _uses(ref: WorkloadRef, config_name: str, entries: list[ConfigEntry]) -> bool:
+    named = ref.annotations.get(ANNOTATION_CONFIG)
+    return named == config_name if named else len(entries) == 1
+
+
+def _reference(api_version: str, kind: str, name: str, namespace: str) -> dict[str, str]:
+    return {"apiVersion": api_version, "kind": kind, "name": name, "namespace": namespace}
+
+
+def _report(
+    runtime: OperatorRuntime,
+    plural: str,
+    namespace: str,
+    name: str,
+    changes: Mapping[str, str | None],
+) -> None:
+    kind = WORKLOAD_KINDS[plural]
+    runtime.metrics.workload_updates.labels(kind).inc()
+    enabled = changes.get(ANNOTATION_INJECT, "") == INJECT_TRUE or (
+        ANNOTATION_CONFIG_HASH in changes and changes[ANNOTATION_CONFIG_HASH] is not None
+    )
+    reason = "ProfilisEnabled" if enabled else "ProfilisDisabled"
+    shown = ", ".join(f"{k}={v}" if v is not None else f"-{k}" for k, v in sorted(changes.items()))
+    involved = _reference("apps/v1", kind, name, namespace)
+    runtime.record_event(
+        EventSpec(namespace, involved, "Normal", reason, f"pod template annotations: {shown}")
+    )
+    log.info("%s %s/%s: %s", kind, namespace, name, shown)
