@@ -40,8 +40,12 @@ format: setup
 bench: setup
 	$(BIN)/python -m bench
 
-demo:
-	@echo "make demo is coming: it will run the whole pipeline locally (see the README)."
+# `make demo [DURATION=seconds] [BACKPRESSURE=1]`: the whole pipeline on this machine (demo/).
+DURATION     ?= 0
+BACKPRESSURE ?= 0
+
+demo: setup
+	$(BIN)/python -m demo --duration "$(DURATION)" --backpressure "$(BACKPRESSURE)"
 
 clean:
 	rm -rf $(VENV) .bench .pytest_cache .mypy_cache .ruff_cache bench/results

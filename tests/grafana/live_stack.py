@@ -3,7 +3,8 @@
 Prometheus scrapes one target every second under the job name the rules expect, with the
 `namespace`/`pod` target labels a PodMonitor would add, evaluates a rules file every second
 and sends alerts to the Alertmanager. Both run from the Debian packages
-(scripts/install-prometheus.sh) in their own temp dirs and are always stopped.
+(scripts/install-prometheus.sh) in their own temp dirs and are always stopped. Their configs
+come from `demo.monitoring`, so `make demo` and these tests run the same setup.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from typing import Any, TypeVar
 import httpx
 import yaml
 
+from demo.monitoring import ALERTMANAGER_CONFIG
+from demo.monitoring import JOB as JOB  # test_live.py imports it from here
+from demo.monitoring import prometheus_config as _prometheus_config
 from tests.support.processes import free_port, run_process
 
 T = TypeVar("T")
 Json = dict[str, Any]
 
-SCRAPE_INTERVAL_S = 1
-JOB = "profilis-sidecar"
 # What a PodMonitor would add; the dashboards' namespace and pod variables read them.
 TARGET_LABELS = {"namespace": "shop", "pod": "shop-5d8f7c9b4-x2k7q"}
 
@@ -69,29 +71,14 @@ class PrometheusAPI:
 
 
 def prometheus_config(target: str, rules: Path, alertmanager: str) -> str:
-    interval = f"{SCRAPE_INTERVAL_S}s"
-    config = {
-        "global": {"scrape_interval": interval, "evaluation_interval": interval},
-        "rule_files": [str(rules)],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
-        "scrape_configs": [
-            {"job_name": JOB, "static_configs": [{"targets": [target], "labels": TARGET_LABELS}]}
-        ],
-    }
-    return yaml.safe_dump(config)
-
-
-ALERTMANAGER_CONFIG = {
-    "route": {"receiver": "record", "group_wait": "1s", "group_interval": "1s"},
-    "receivers": [{"name": "record"}],  # no integration: the API is what the test reads
-}
+    return _prometheus_config(target, rules, alertmanager, TARGET_LABELS)
 
 
 @contextlib.contextmanager
 def running_alertmanager(binary: str, workdir: Path) -> Iterator[str]:
     """Yields the Alertmanager's base URL."""
     config = workdir / "alertmanager.yml"
-    config.write_text(yaml.safe_dump(ALERTMANAGER_CONFIG))
+    config.write_text(yaml.safe_dump(dict(ALERTMANAGER_CONFIG)))
     port = free_port()
     argv = [
         binary,
