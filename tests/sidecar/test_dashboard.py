@@ -77,7 +77,15 @@ def test_the_dashboard_samples_floods_out_of_the_page_not_out_of_the_metrics():
             sidecar = wait_for(lambda: status(port), settled, timeout=15)
             assert settled(sidecar), sidecar["counters"]
             received = sidecar["counters"]["events_received"]
-            shown = json.loads(get(port, "/_profilis/metrics.json")[1])["totals"]["http"]["count"]
+
+            def page_and_sampled() -> tuple[int, int]:
+                doc = json.loads(get(port, "/_profilis/metrics.json")[1])
+                return doc["totals"]["http"]["count"], status(port)["dashboard"]["sampled_out"]
+
+            # The page is fed by its own writer thread (every 0.5 s): wait for it to settle.
+            shown, sampled_out = wait_for(
+                page_and_sampled, lambda p: p[0] + p[1] == received, timeout=10
+            )
             # Every received event is either on the page or counted as sampled out of it.
-            assert shown + sidecar["dashboard"]["sampled_out"] == received
+            assert shown + sampled_out == received
             assert 0 < shown < received
