@@ -29,6 +29,7 @@ __all__ = [
     "ROUTE_ENVIRON_KEY",
     "UNMATCHED_ROUTE",
     "HttpTiming",
+    "check_middleware_args",
     "check_route_prefixes",
     "method_label",
     "parse_length",
@@ -73,6 +74,14 @@ def resolve_emitter(
     if not isinstance(collector, AsyncCollector):
         raise TypeError(f"collector must be an AsyncCollector, got {type(collector).__name__}")
     return Emitter(collector)
+
+
+def check_middleware_args(protocol: str, app: object, route_resolver: object) -> None:
+    """The WSGI and ASGI middlewares' own arguments: a callable app, an optional resolver."""
+    if not callable(app):
+        raise TypeError(f"app must be a {protocol} callable, got {type(app).__name__}")
+    if route_resolver is not None and not callable(route_resolver):
+        raise TypeError(f"route_resolver must be a callable taking the {protocol} request")
 
 
 def check_route_prefixes(setting: str, value: object) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ from profilis._http import (
     OTHER_METHOD,
     UNMATCHED_ROUTE,
     HttpTiming,
+    check_middleware_args,
     parse_length,
     request_context,
 )
@@ -67,10 +68,7 @@ class ProfilisASGI:
         exclude_routes: Iterable[str] = (),
         route_resolver: RouteResolver | None = None,
     ) -> None:
-        if not callable(app):
-            raise TypeError(f"app must be an ASGI callable, got {type(app).__name__}")
-        if route_resolver is not None and not callable(route_resolver):
-            raise TypeError("route_resolver must be a callable taking the ASGI scope")
+        check_middleware_args("ASGI", app, route_resolver)
         self.app = app
         self.timing = HttpTiming(
             emitter=emitter, collector=collector, sample=sample, exclude_routes=exclude_routes

@@ -19,6 +19,7 @@ from profilis._http import (
     ROUTE_ENVIRON_KEY,
     UNMATCHED_ROUTE,
     HttpTiming,
+    check_middleware_args,
     parse_length,
     request_context,
 )
@@ -69,10 +70,7 @@ class ProfilisWSGI:
         exclude_routes: Iterable[str] = (),
         route_resolver: RouteResolver | None = None,
     ) -> None:
-        if not callable(app):
-            raise TypeError(f"app must be a WSGI callable, got {type(app).__name__}")
-        if route_resolver is not None and not callable(route_resolver):
-            raise TypeError("route_resolver must be a callable taking the WSGI environ")
+        check_middleware_args("WSGI", app, route_resolver)
         self.app = app
         self.timing = HttpTiming(
             emitter=emitter, collector=collector, sample=sample, exclude_routes=exclude_routes
