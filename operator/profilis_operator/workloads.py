@@ -192,9 +192,7 @@ def register(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -> None:
     def profilisconfig_status(
         name: str, namespace: str | None, body: kopf.Body, patch: kopf.Patch, **kwargs: Any
     ) -> None:
-        # Only ProfilisConfigs: an API emulator (kmock 0.8) has been seen to stream other
-        # kinds on this watch, and writing a status to them would loop on 404s.
-        if namespace is None or body.get("kind") not in (None, "ProfilisConfig"):
+        if namespace is None:
             return
         profilis_configs: kopf.Index[str, ConfigEntry] = kwargs["profilis_configs"]
         profilis_workloads: kopf.Index[str, WorkloadRef] = kwargs["profilis_workloads"]

@@ -12,6 +12,7 @@ import contextlib
 import json
 import ssl
 import time
+import uuid
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -93,13 +94,15 @@ def kube(kmock: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
         kmock.resources.load_bundled()
     definition = crd()
     names = definition["spec"]["names"]
-    version = definition["spec"]["versions"][0]["name"]
-    key = f"{definition['spec']['group']}/{version}/{names['plural']}"
+    version = definition["spec"]["versions"][0]
+    key = f"{definition['spec']['group']}/{version['name']}/{names['plural']}"
     kmock.resources[key] = kmock.ResourceInfo(
         namespaced=True,
         kind=names["kind"],
         singular=names["singular"],
         verbs={"list", "watch", "get", "patch", "create", "delete", "update"},
+        # As the CRD declares: kopf then writes the status through /status, as in a cluster.
+        subresources=set(version.get("subresources", {})),
     )
     kubeconfig = {
         "apiVersion": "v1",
@@ -187,7 +190,7 @@ class Cluster:
             return json.loads(text) if text else None
 
     async def create(self, path: str, body: dict[str, Any]) -> Any:
-        return await self.call("POST", path, body)
+        return await self.call("POST", path, _with_uid(body))
 
     async def get(self, path: str) -> Any:
         return await self.call("GET", path)
@@ -203,7 +206,16 @@ class Cluster:
         body: dict[str, Any] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
         if labels:
             body["metadata"]["labels"] = labels
-        self.kmock.objects["v1/namespaces", None, name] = body
+        self.kmock.objects["v1/namespaces", None, name] = _with_uid(body)
+
+
+def _with_uid(body: dict[str, Any]) -> dict[str, Any]:
+    """A real API server gives every object a uid; kmock 0.8 does not. kopf keys its
+    per-object memory (timers, daemons) by uid alone, so objects without one share a memory:
+    a Deployment's event then stops a ProfilisConfig's status timer."""
+    metadata = body.setdefault("metadata", {})
+    metadata.setdefault("uid", str(uuid.uuid4()))
+    return body
 
 
 @pytest.fixture
