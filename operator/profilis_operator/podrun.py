@@ -88,17 +88,21 @@ class PodRunner:
     def argv_env_cwd(
         self, container: Mapping[str, Any]
     ) -> tuple[list[str], dict[str, str], str | None]:
-        mounts = sorted(
-            (
-                (m["mountPath"].rstrip("/") or "/", self.volumes[m["name"]] / m.get("subPath", ""))
-                for m in container.get("volumeMounts") or []
-            ),
-            key=lambda pair: -len(pair[0]),
+        directories = {
+            m["mountPath"].rstrip("/") or "/": str(self.volumes[m["name"]] / m.get("subPath", ""))
+            for m in container.get("volumeMounts") or []
+        }
+        # One pass over all mounts, longest first: a rewritten path is never rewritten again
+        # (the temp root itself may sit under a mount path such as /tmp).
+        mounts = re.compile(
+            "(?:"
+            + "|".join(re.escape(mount) for mount in sorted(directories, key=len, reverse=True))
+            + r")(?=$|[/:,;\s\"'])"
         )
 
         def local(text: str) -> str:
-            for mount, directory in mounts:
-                text = re.sub(re.escape(mount) + r"(?=$|[/:,;\s\"'])", str(directory), text)
+            if directories:
+                text = mounts.sub(lambda found: directories[found.group(0)], text)
             return text.replace("0.0.0.0", "127.0.0.1")
 
         image = self.images.get(container.get("image", "")) or self.images.get(

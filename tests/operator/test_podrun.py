@@ -60,6 +60,19 @@ def test_mount_paths_env_and_network_are_mapped_locally(tmp_path: Path) -> None:
     assert "127.0.0.1" in sidecar_argv
 
 
+def test_a_volume_at_tmp_does_not_rewrite_other_mounts_twice(tmp_path: Path) -> None:
+    spec = patched_pod(8000, 9464, native=True)
+    spec["spec"]["volumes"].append({"name": "scratch", "emptyDir": {}})
+    app = spec["spec"]["containers"][0]
+    app["volumeMounts"].append({"name": "scratch", "mountPath": "/tmp"})
+    app["args"] = ["--worker-tmp-dir", "/tmp/gunicorn", "--pid=/tmpfile"]
+    root = tmp_path / "tmp-root"  # itself under /tmp, as PodRunner's default root is
+    runner = PodRunner(spec, root=root)
+    argv, env, _ = runner.argv_env_cwd(runner.containers[0])
+    assert env["PROFILIS_COLLECTOR_ADDRESS"] == f"unix://{root / 'profilis-run'}/collector.sock"
+    assert argv[-3:] == ["--worker-tmp-dir", f"{root / 'scratch'}/gunicorn", "--pid=/tmpfile"]
+
+
 @pytest.mark.parametrize("native", [True, False], ids=["native-sidecar", "sidecar-container"])
 def test_a_patched_gunicorn_pod_reports_its_requests(tmp_path: Path, native: bool) -> None:
     app_port, metrics_port = free_port(), free_port()
