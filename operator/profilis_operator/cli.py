@@ -45,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--cert-dir", type=Path, default=Path("/tmp/profilis-webhook-certs"))
     add("--webhook-config-name", default="profilis", help="MutatingWebhookConfiguration name")
+    add(
+        "--ca-bundle-interval",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="with --self-signed: how often the caBundle is checked and restored (30)",
+    )
     add("--webhook-service", default="profilis-webhook", help="Service name, for the cert's SANs")
     add("--extra-hostname", action="append", default=[], help="more SANs (repeatable)")
     add("--health-host", default="0.0.0.0")
@@ -75,6 +82,7 @@ def options_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> O
         self_signed=args.self_signed,
         cert_dir=args.cert_dir,
         webhook_config_name=args.webhook_config_name,
+        ca_bundle_interval_s=args.ca_bundle_interval,
         webhook_service=args.webhook_service,
         extra_hostnames=tuple(args.extra_hostname),
         health_host=args.health_host,

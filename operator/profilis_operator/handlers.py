@@ -91,7 +91,12 @@ class OperatorRuntime:
             ]
             bundle = certs.generate(hostnames)
             _, cert_file, key_file = bundle.write(options.cert_dir)
-            keeper = certs.keep_ca_bundle(self.api, options.webhook_config_name, bundle.ca_pem)
+            keeper = certs.keep_ca_bundle(
+                self.api,
+                options.webhook_config_name,
+                bundle.ca_pem,
+                interval_s=options.ca_bundle_interval_s,
+            )
             self._tasks.append(asyncio.create_task(keeper, name="profilis-ca-bundle"))
         else:
             assert options.tls_cert_file is not None and options.tls_key_file is not None

@@ -44,6 +44,9 @@ class OperatorOptions:
     self_signed: bool = False
     cert_dir: Path = Path("/tmp/profilis-webhook-certs")
     webhook_config_name: str = "profilis"
+    # How often the caBundle is checked and restored (a helm upgrade may reset it, and the
+    # configuration may appear after the operator): the longest a stale caBundle can last.
+    ca_bundle_interval_s: float = 30.0
     webhook_service: str = "profilis-webhook"
     extra_hostnames: tuple[str, ...] = ()
     # /healthz, /readyz and /metrics.
@@ -63,7 +66,8 @@ class OperatorOptions:
         for name in ("webhook_port", "health_port"):
             port = getattr(self, name)
             if not isinstance(port, int) or not 1 <= port <= 65535:
-                raise OptionsError(f"{name} must be a port in [1, 65535], got {port!r}")
+                flag = "--" + name.replace("_", "-")
+                raise OptionsError(f"{flag} must be a port in [1, 65535], got {port!r}")
         if self.self_signed and (self.tls_cert_file or self.tls_key_file):
             raise OptionsError(
                 "--self-signed and --tls-cert-file/--tls-key-file exclude each other"
@@ -74,9 +78,11 @@ class OperatorOptions:
             raise OptionsError(
                 f"native sidecars must be auto, always or never, got {self.native_sidecars!r}"
             )
-        for name in ("cert_reload_interval_s", "status_interval_s"):
-            if not 0 < getattr(self, name) <= 3600:
-                raise OptionsError(f"{name} must be in (0, 3600] seconds")
+        for name in ("cert_reload_interval_s", "ca_bundle_interval_s", "status_interval_s"):
+            value = getattr(self, name)
+            if not 0 < value <= 3600:
+                flag = "--" + name.removesuffix("_s").replace("_", "-")
+                raise OptionsError(f"{flag} must be in (0, 3600] seconds, got {value!r}")
 
     @property
     def all_excluded_namespaces(self) -> frozenset[str]:

@@ -164,6 +164,22 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
+async def wait_ready(port: int) -> None:
+    """Until the operator's /readyz answers 200: its indices are filled, the webhook injects."""
+
+    async def probe() -> int:
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"http://127.0.0.1:{port}/readyz") as response,
+            ):
+                return response.status
+        except aiohttp.ClientError:
+            return 0  # not listening yet
+
+    assert await eventually(probe, lambda status: status == 200) == 200
+
+
 @contextlib.asynccontextmanager
 async def https_client(certificates: Certificates) -> AsyncIterator[aiohttp.ClientSession]:
     connector = aiohttp.TCPConnector(ssl=certificates.client_context(), limit=20)

@@ -10,7 +10,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.operator.conftest import Certificates, Cluster, eventually, https_client, operator
+from tests.operator.conftest import (
+    Certificates,
+    Cluster,
+    eventually,
+    https_client,
+    operator,
+    wait_ready,
+)
 from tests.operator.pods import deployment, pod, review
 
 pytestmark = pytest.mark.asyncio
@@ -72,7 +79,7 @@ async def test_restart_resumes_workloads_annotated_while_down(
     cluster.namespace("shop")
     await cluster.create(DEPLOY, deployment("web", "shop"))
     with operator(monkeypatch, certificates) as running:
-        await _ready(running.health_port)
+        await wait_ready(running.health_port)
     # Changed while no operator runs: the next one must catch up from its first listing.
     await cluster.merge(f"{DEPLOY}/web", INJECT)
     await cluster.create(
@@ -184,7 +191,7 @@ async def test_webhook_through_the_operator_honours_the_namespace_label(
     cluster.namespace("shop", {"profilis.io/inject": "enabled"})
     cluster.namespace("quiet")
     with operator(monkeypatch, certificates, "--native-sidecars", "always") as running:
-        await _ready(running.health_port)
+        await wait_ready(running.health_port)
         plain = pod(annotations={})  # no pod annotation: the namespace label decides
         injected = await _post(running.webhook_port, certificates, review(plain))
         assert injected["response"]["patchType"] == "JSONPatch"
@@ -204,20 +211,6 @@ async def test_webhook_through_the_operator_honours_the_namespace_label(
         events = await eventually(lambda: _events(cluster), lambda e: len(e) >= 1)
     assert events[0]["reason"] == "ProfilisInjected"
     assert events[0]["involvedObject"]["kind"] == "ReplicaSet"
-
-
-async def _ready(port: int) -> None:
-    async def probe() -> int:
-        try:
-            async with (
-                aiohttp.ClientSession() as session,
-                session.get(f"http://127.0.0.1:{port}/readyz") as response,
-            ):
-                return response.status
-        except aiohttp.ClientError:
-            return 0  # not listening yet
-
-    assert await eventually(probe, lambda status: status == 200) == 200
 
 
 async def _post(port: int, certificates: Certificates, body: dict[str, Any]) -> Any:
