@@ -1,10 +1,13 @@
-"""Operator row: the webhook's round trip at 20 concurrent HTTPS requests (target p99 <= 5 ms).
+"""Operator rows: the webhook's round trip at 20 concurrent HTTPS requests (target p99 <= 5 ms).
 
 The real ``WebhookServer`` and ``Admission`` run in their own process (as in a cluster: the
 client, standing in for the API server, must not share its GIL); the client keeps 20
 requests in flight over keep-alive TLS connections, with a trustme CA. Two request mixes:
 a rollout (the same pod template each time, as a ReplicaSet sends it) and pods that all
 differ (every patch computed afresh). The headline value is the rollout's p99.
+
+The peer row runs the same injection behind kopf's ``@kopf.on.mutate`` (``bench.kopf_webhook``):
+the measured reason the operator serves ``/mutate-pods`` itself.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 from bench.registry import CaseResult, Settings
 
-__all__ = ["webhook_latency"]
+__all__ = ["kopf_webhook_latency", "webhook_latency"]
 
 CONCURRENCY = 20
 _SERVER = """
@@ -92,13 +95,14 @@ async def _measure(port: int, ca_file: str, rounds: int, distinct: bool) -> list
     async with aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(ssl=context, limit=CONCURRENCY)
     ) as session:
-        for _ in range(100):  # until the server listens
+        for _ in range(300):  # until the server listens (kopf needs a few seconds)
             try:
                 async with session.post(url, data=json.dumps(_pod(None))) as response:
                     await response.read()
                 break
             except aiohttp.ClientError:
-                await asyncio.sleep(0.1)
+                pass
+            await asyncio.sleep(0.1)
 
         async def one(record: bool) -> None:
             body = json.dumps(_pod(next(counter) if distinct else None)).encode()
@@ -120,6 +124,17 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def webhook_latency(settings: Settings) -> CaseResult:
+    return _latency(settings, ["-c", _SERVER])
+
+
+def kopf_webhook_latency(settings: Settings) -> CaseResult:
+    return _latency(settings, ["-m", "bench.kopf_webhook"])
+
+
+def _latency(settings: Settings, server_args: list[str]) -> CaseResult:
+    """Start the server (``python SERVER_ARGS PORT CERT KEY``) and measure both mixes."""
+    import socket
+
     import trustme
 
     rounds = 40 if settings.quick else 250
@@ -130,13 +145,11 @@ def webhook_latency(settings: Settings) -> CaseResult:
         issued.cert_chain_pems[0].write_to_path(cert)
         issued.private_key_pem.write_to_path(key)
         ca.cert_pem.write_to_path(ca_file)
-        import socket
-
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         server = subprocess.Popen(
-            [sys.executable, "-c", _SERVER, str(port), cert, key],
+            [sys.executable, *server_args, str(port), cert, key],
             cwd=Path(__file__).resolve().parent.parent,
         )
         try:

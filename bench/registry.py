@@ -110,6 +110,12 @@ CASES: tuple[Case, ...] = (
         "cases_operator:webhook_latency",
     ),
     Case(
+        "kopf_webhook",
+        "kopf @on.mutate round trip p99, same inject",
+        "ours",
+        "cases_operator:kopf_webhook_latency",
+    ),
+    Case(
         "sidecar_send",
         "agent send, one 128-event batch at 500/s (CPU)",
         "ours",

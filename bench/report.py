@@ -173,6 +173,8 @@ CHECKS: tuple[Check, ...] = (
     # Information: at a steady 600k/s offered, how much arrives and how much is shed.
     Rate("  sidecar at 600k/s offered (0-drop goal)", "sidecar_paced", at_least=500_000),
     Latency("webhook p99, 20 concurrent HTTPS", "operator_webhook", at_most_ms=5),
+    # Information: why /mutate-pods is not served by kopf's own admission server.
+    Ratio("kopf @on.mutate p99 / ours", "kopf_webhook", "operator_webhook"),
 )
 
 

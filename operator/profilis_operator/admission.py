@@ -10,12 +10,13 @@ gets is ``profilis_operator.injection.inject``. ``profilis_operator.webhook`` se
 from __future__ import annotations
 
 import base64
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+import orjson
 
 from profilis.k8s import (
     ANNOTATION_CONFIG,
@@ -97,12 +98,12 @@ class Admission:
     """Reviews pods for the mutating webhook; remembers recent injections by pod content.
 
     A rollout sends the same pod (same template, no name yet) once per replica: the patch is
-    computed once per template and config, then served from a small LRU cache.
+    computed and encoded once per template and config, then served from a small LRU cache.
     """
 
     def __init__(self, state: AdmissionState, *, cache_size: int = 256) -> None:
         self.state = state
-        self._cache: OrderedDict[str, Injection] = OrderedDict()
+        self._cache: OrderedDict[bytes, tuple[Injection, str]] = OrderedDict()
         self._cache_size = cache_size
 
     def review(self, raw: bytes | str) -> AdmissionOutcome:
@@ -114,8 +115,8 @@ class Admission:
 
     def _review(self, raw: bytes | str) -> AdmissionOutcome:
         try:
-            review = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+            review = orjson.loads(raw)
+        except ValueError:  # orjson.JSONDecodeError, also for invalid UTF-8
             return AdmissionOutcome(_response(""), "malformed", "not-json")
         request = review.get("request") if isinstance(review, dict) else None
         uid = request.get("uid") if isinstance(request, dict) else None
@@ -154,7 +155,7 @@ class Admission:
             event = None if reason in _QUIET_SKIPS else self._event(namespace, pod, reason, problem)
             return AdmissionOutcome(_response(uid, api_version), "skipped", reason, event)
         assert config is not None  # _config_for returns one whenever reason is None
-        injection = self._inject(pod, namespace, config)
+        injection, patch = self._inject(pod, namespace, config)
         if not injection.injected:
             event = self._event(namespace, pod, injection.reason, injection.message)
             return AdmissionOutcome(_response(uid, api_version), "skipped", injection.reason, event)
@@ -164,7 +165,6 @@ class Admission:
         event = EventSpec(
             namespace, _involved(pod, namespace), "Normal", "ProfilisInjected", message
         )
-        patch = base64.b64encode(json.dumps(injection.patch).encode()).decode("ascii")
         response = _response(uid, api_version, patch=patch)
         return AdmissionOutcome(response, "injected", "injected", event)
 
@@ -189,22 +189,25 @@ class Admission:
         entries = self.state.configs.get(namespace, ())
         return choose_config(entries, name if isinstance(name, str) else None, self.state.defaults)
 
-    def _inject(self, pod: dict[str, Any], namespace: str, config: InjectionConfig) -> Injection:
+    def _inject(
+        self, pod: dict[str, Any], namespace: str, config: InjectionConfig
+    ) -> tuple[Injection, str]:
+        """The injection and its patch, base64 JSON as the response carries it."""
         capabilities = self.state.capabilities
-        key = json.dumps(
+        key = orjson.dumps(
             [pod, namespace, config.digest, capabilities.native_sidecars],
-            sort_keys=True,
-            separators=(",", ":"),
+            option=orjson.OPT_SORT_KEYS,
         )
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
             return cached
         injection = inject(pod, config, capabilities)
-        self._cache[key] = injection
+        patch = base64.b64encode(orjson.dumps(injection.patch)).decode("ascii")
+        self._cache[key] = (injection, patch)
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
-        return injection
+        return injection, patch
 
     def _event(
         self, namespace: str, pod: Mapping[str, Any], reason: str, message: str
@@ -247,7 +250,7 @@ def _response(uid: str, api_version: str = "admission.k8s.io/v1", **extra: str) 
 def _uid_of(raw: bytes | str) -> str:
     """The request uid, best effort, for the answer to a request that made the review fail."""
     try:
-        uid = json.loads(raw)["request"]["uid"]
+        uid = orjson.loads(raw)["request"]["uid"]
     except Exception:
         return ""
     return uid if isinstance(uid, str) else ""

@@ -122,9 +122,27 @@ def check_answer(raw: bytes, answer: dict[str, Any], result: str | None = None) 
     assert result in (*RESULTS, None)
     if "patch" in response:
         assert response["patchType"] == "JSONPatch"
-        # The patch applies to the pod it was made for.
+        # The patch applies to the pod it was made for, and only adds to it.
         pod = json.loads(raw)["request"]["object"]
-        jsonpatch.apply_patch(pod, json.loads(base64.b64decode(response["patch"])))
+        patched = jsonpatch.apply_patch(pod, json.loads(base64.b64decode(response["patch"])))
+        check_only_added(pod, patched)
+
+
+def check_only_added(pod: dict[str, Any], patched: dict[str, Any]) -> None:
+    """What a patched pod keeps: every annotation, volume and init container, in order; its
+    containers, of which only those named in the status annotation changed."""
+    before = pod.get("metadata", {}).get("annotations") or {}
+    after = patched["metadata"]["annotations"]
+    status = json.loads(after.pop("profilis.io/status"))
+    assert after == before
+    for key in ("volumes", "initContainers", "containers"):
+        kept = pod["spec"].get(key) or []
+        assert len(patched["spec"][key]) > len(kept) or key == "containers"
+        for original, now in zip(kept, patched["spec"][key], strict=False):
+            assert original == now or (key == "containers" and now["name"] in status["containers"])
+    untouched = {k: v for k, v in pod["spec"].items() if k not in ("volumes", "initContainers")}
+    assert untouched.keys() <= patched["spec"].keys()
+    assert all(patched["spec"][k] == v for k, v in untouched.items() if k != "containers")
 
 
 @settings(
