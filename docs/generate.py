@@ -5,7 +5,8 @@
 
 The CRD table comes from the openAPIV3Schema of charts/profilis/crds/profilisconfig.yaml
 (its descriptions and defaults); the chart table from values.yaml's comments, through
-scripts/chart_values_doc.py (the same table as the chart's README). A part whose source does
+scripts/chart_values_doc.py (the same table as the chart's README); the flag tables from the
+argument parsers of profilis-operator and profilis-sidecar (what ``--help`` prints). A part whose source does
 not exist yet is left as it is. The PROFILIS_* table is written by hand and checked against
 ``profilis.config.ENV_VARS`` by the test.
 """
@@ -29,6 +30,11 @@ VALUES = REPO / "charts" / "profilis" / "values.yaml"
 VALUES_DOC_SCRIPT = REPO / "scripts" / "chart_values_doc.py"
 CRD_MARKERS = ("<!-- crd-fields:start (docs/generate.py) -->", "<!-- crd-fields:end -->")
 VALUES_MARKERS = ("<!-- chart-values:start (docs/generate.py) -->", "<!-- chart-values:end -->")
+OPERATOR_MARKERS = (
+    "<!-- operator-flags:start (docs/generate.py) -->",
+    "<!-- operator-flags:end -->",
+)
+SIDECAR_MARKERS = ("<!-- sidecar-flags:start (docs/generate.py) -->", "<!-- sidecar-flags:end -->")
 
 
 def _cell(value: object) -> str:
@@ -89,6 +95,46 @@ def values_table() -> str | None:
     return table
 
 
+def flags_table(parser: argparse.ArgumentParser) -> str:
+    """One row per option of ``parser``: the flag, its default and its help text."""
+    rows = ["| Flag | Default | Meaning |", "|---|---|---|"]
+    # argparse has no public listing of its options; _actions is what its own help reads.
+    for action in parser._actions:
+        if not action.option_strings or action.help == argparse.SUPPRESS:
+            continue
+        if isinstance(action, argparse._HelpAction | argparse._VersionAction):
+            continue
+        flag = max(action.option_strings, key=len)
+        if action.nargs != 0:
+            metavar = action.metavar or (
+                "{" + ",".join(map(str, action.choices)) + "}"
+                if action.choices
+                else action.dest.upper()
+            )
+            flag += f" {metavar}"
+        default = action.default
+        shown = "" if default in (None, [], False) else f"`{default}`"
+        meaning = _cell(action.help or "").replace("__", "\\_\\_")  # not markdown bold
+        rows.append(f"| `{flag}` | {shown} | {meaning} |")
+    return "\n".join(rows)
+
+
+def operator_flags() -> str | None:
+    try:
+        from profilis_operator.cli import build_parser
+    except ImportError:  # the operator extra is not installed
+        return None
+    return flags_table(build_parser())
+
+
+def sidecar_flags() -> str | None:
+    try:
+        from profilis_sidecar.cli import build_parser
+    except ImportError:
+        return None
+    return flags_table(build_parser())
+
+
 def _replace(text: str, markers: tuple[str, str], table: str | None) -> str:
     if table is None:
         return text
@@ -97,8 +143,11 @@ def _replace(text: str, markers: tuple[str, str], table: str | None) -> str:
 
 
 def generated(text: str) -> str:
-    """``text`` (the doc) with both tables regenerated from their sources."""
-    return _replace(_replace(text, CRD_MARKERS, crd_table()), VALUES_MARKERS, values_table())
+    """``text`` (the doc) with every generated table regenerated from its source."""
+    text = _replace(text, CRD_MARKERS, crd_table())
+    text = _replace(text, VALUES_MARKERS, values_table())
+    text = _replace(text, OPERATOR_MARKERS, operator_flags())
+    return _replace(text, SIDECAR_MARKERS, sidecar_flags())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,17 +33,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--version", action="version", version=f"%(prog)s {__version__}")
-    add("--webhook-host", default="0.0.0.0", help="default 0.0.0.0")
+    add("--webhook-host", default="0.0.0.0", help="interface of the webhook (default 0.0.0.0)")
     add("--webhook-port", type=int, default=9443, help="HTTPS port of /mutate-pods (9443)")
     add("--tls-cert-file", type=Path, help="serving certificate (PEM), reloaded when it changes")
     add("--tls-key-file", type=Path, help="its private key (PEM)")
-    add("--cert-reload-interval", type=float, default=10.0, metavar="SECONDS")
+    add(
+        "--cert-reload-interval",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how often the certificate files are checked for a new pair (10)",
+    )
     add(
         "--self-signed",
         action="store_true",
         help="generate a CA and certificate; keep the webhook configuration's caBundle set",
     )
-    add("--cert-dir", type=Path, default=Path("/tmp/profilis-webhook-certs"))
+    add(
+        "--cert-dir",
+        type=Path,
+        default=Path("/tmp/profilis-webhook-certs"),
+        help="with --self-signed: where the CA, certificate and key (0600) are written",
+    )
     add("--webhook-config-name", default="profilis", help="MutatingWebhookConfiguration name")
     add(
         "--ca-bundle-interval",
@@ -53,17 +64,48 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --self-signed: how often the caBundle is checked and restored (30)",
     )
     add("--webhook-service", default="profilis-webhook", help="Service name, for the cert's SANs")
-    add("--extra-hostname", action="append", default=[], help="more SANs (repeatable)")
-    add("--health-host", default="0.0.0.0")
+    add("--extra-hostname", action="append", default=[], help="more SANs, repeatable")
+    add("--health-host", default="0.0.0.0", help="interface of /metrics and the probes")
     add("--health-port", type=int, default=8080, help="/metrics, /healthz, /readyz (8080)")
     add("--namespace", help="the operator's namespace (env POD_NAMESPACE)")
-    add("--exclude-namespace", action="append", default=[], help="repeatable")
-    add("--native-sidecars", choices=["auto", "always", "never"])
-    add("--defaults", type=Path, help="YAML ProfilisConfig spec with the operator's defaults")
-    add("--image", help="the Profilis image (agent and sidecar)")
-    add("--status-interval", type=float, default=10.0, metavar="SECONDS")
+    add(
+        "--exclude-namespace",
+        action="append",
+        default=[],
+        help="never inject here, besides kube-system and the operator's own; repeatable "
+        "(env PROFILIS_OPERATOR_EXCLUDED_NAMESPACES, comma list)",
+    )
+    add(
+        "--native-sidecars",
+        choices=["auto", "always", "never"],
+        help="sidecar as an init container with restartPolicy Always: auto asks the API "
+        "server for 1.29+ (env PROFILIS_OPERATOR_NATIVE_SIDECARS; default auto)",
+    )
+    add(
+        "--defaults",
+        type=Path,
+        help="YAML ProfilisConfig spec: what pods without a ProfilisConfig get "
+        "(env PROFILIS_OPERATOR_DEFAULTS)",
+    )
+    add(
+        "--image",
+        help="the Profilis image (agent and sidecar), over the defaults' "
+        "(env PROFILIS_OPERATOR_IMAGE)",
+    )
+    add(
+        "--status-interval",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how often each ProfilisConfig's status (its workloads) is refreshed (10)",
+    )
     add("--peering", help="kopf peering name for several replicas (default: standalone)")
-    add("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="default INFO",
+    )
     return parser
 
 

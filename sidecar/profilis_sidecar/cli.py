@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--socket-mode",
         type=_octal,
-        default=0o666,
+        default="666",  # argparse runs a string default through type: 0o666
         metavar="OCTAL",
         help="permissions of the Unix socket (default 666: any container of the pod)",
     )

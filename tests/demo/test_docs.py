@@ -55,6 +55,14 @@ def test_chart_values_match_values_yaml() -> None:
     assert table in CONFIGURATION.read_text(), "stale: run python docs/generate.py --write"
 
 
+@pytest.mark.parametrize("command", ["operator", "sidecar"])
+def test_command_line_flags_match_the_parsers(command: str) -> None:
+    table = getattr(_generator(), f"{command}_flags")()
+    assert table is not None, f"profilis_{command} is not installed"
+    assert table in CONFIGURATION.read_text(), "stale: run python docs/generate.py --write"
+    assert table.count("\n") >= 10  # a row per flag, not an empty table
+
+
 @pytest.mark.parametrize(
     "page", sorted([REPO / "README.md", *DOCS.glob("*.md")]), ids=lambda p: p.name
 )
