@@ -1,4 +1,4 @@
-"""The generated parts of docs/configuration.md: ProfilisConfig fields and chart values.
+"""The generated parts of docs/configuration.md: ProfilisConfig fields, flags, chart values.
 
     python docs/generate.py --write   # rewrite the generated tables
     python docs/generate.py --check   # exit 1 if a table is stale (tests/demo/test_docs.py)
@@ -6,9 +6,9 @@
 The CRD table comes from the openAPIV3Schema of charts/profilis/crds/profilisconfig.yaml
 (its descriptions and defaults); the chart table from values.yaml's comments, through
 scripts/chart_values_doc.py (the same table as the chart's README); the flag tables from the
-argument parsers of profilis-operator and profilis-sidecar (what ``--help`` prints). A part whose source does
-not exist yet is left as it is. The PROFILIS_* table is written by hand and checked against
-``profilis.config.ENV_VARS`` by the test.
+argument parsers of profilis-operator and profilis-sidecar (what ``--help`` prints). A part
+whose source does not exist yet is left as it is. The PROFILIS_* table is written by hand
+and checked against ``profilis.config.ENV_VARS`` by the test.
 """
 
 from __future__ import annotations
