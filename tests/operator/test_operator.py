@@ -73,6 +73,28 @@ async def test_annotate_then_remove_then_opt_out(
         assert "profilis.io/config-hash" not in template_annotations(obj)
 
 
+@pytest.mark.parametrize("kind", ["StatefulSet", "DaemonSet"])
+async def test_other_workload_kinds_are_annotated_too(
+    kind: str, cluster: Cluster, certificates: Certificates, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cluster.namespace("shop")
+    plural = kind.lower() + "s"
+    workload = deployment("db", "shop", {"profilis.io/inject": "true"})
+    workload["kind"] = kind
+    del workload["spec"]["replicas"]  # a DaemonSet has none; a StatefulSet defaults to 1
+    path = f"/apis/apps/v1/namespaces/shop/{plural}"
+    await cluster.create(path, workload)
+    with operator(monkeypatch, certificates):
+        obj = await eventually(
+            lambda: cluster.get(f"{path}/db"),
+            lambda o: "profilis.io/config-hash" in template_annotations(o),
+        )
+        assert template_annotations(obj)["profilis.io/inject"] == "true"
+        events = await eventually(lambda: _events(cluster), lambda e: len(e) >= 1)
+    assert events[0]["reason"] == "ProfilisEnabled"
+    assert events[0]["involvedObject"]["kind"] == kind
+
+
 async def test_restart_resumes_workloads_annotated_while_down(
     cluster: Cluster, certificates: Certificates, monkeypatch: pytest.MonkeyPatch
 ) -> None:
