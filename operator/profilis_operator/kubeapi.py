@@ -24,6 +24,7 @@ from typing import Any, Final
 import aiohttp
 import kopf
 
+from profilis import __version__
 from profilis_operator.admission import EventSpec
 
 __all__ = ["ApiError", "EventRecorder", "KubeApi", "connection_info"]
@@ -31,6 +32,8 @@ __all__ = ["ApiError", "EventRecorder", "KubeApi", "connection_info"]
 log = logging.getLogger("profilis.operator.api")
 #: Seconds one API call may take; the callers retry on their own schedule.
 _REQUEST_TIMEOUT_S: Final = 10.0
+#: Names the operator's own calls in the API server's audit log (kopf's say "kopf/...").
+_USER_AGENT: Final = f"profilis-operator/{__version__}"
 
 
 class ApiError(Exception):
@@ -113,7 +116,9 @@ class KubeApi:
                 raise ApiError(0, "no Kubernetes credentials (not in a cluster, no KUBECONFIG)")
             connector = aiohttp.TCPConnector(ssl=self._ssl_context(info), limit=8)
             timeout = aiohttp.ClientTimeout(total=_REQUEST_TIMEOUT_S)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=timeout, headers={"User-Agent": _USER_AGENT}
+            )
             self._info = info
         return self._session, self._info
 
