@@ -27,6 +27,7 @@ import yaml
 from kmock._internal import parsing as kmock_parsing
 from kopf.testing import KopfRunner
 
+from tests.operator.pods import pod, review
 from tests.support.processes import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -237,3 +238,19 @@ def _with_uid(body: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def cluster(kube: Any) -> Cluster:
     return Cluster(kube)
+
+
+async def admit(port: int, ca_pem: bytes, server_hostname: str) -> Any:
+    """POST a pod review as the API server would: trusting only ``ca_pem``."""
+    context = ssl.create_default_context(cadata=ca_pem.decode("ascii"))
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+        session.post(
+            f"https://127.0.0.1:{port}/mutate-pods",
+            json=review(pod()),
+            ssl=context,
+            server_hostname=server_hostname,
+        ) as response,
+    ):
+        assert response.status == 200
+        return await response.json()

@@ -137,3 +137,40 @@ def review(
             **request,
         },
     }
+
+
+WEBHOOK_CONFIGS = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+
+
+def webhook_configuration(name: str = "profilis") -> dict[str, Any]:
+    """As the chart renders it in selfSigned mode: no caBundle until the operator sets one."""
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [
+            {
+                "name": f"pods.{name}",
+                "admissionReviewVersions": ["v1"],
+                "clientConfig": {
+                    "service": {
+                        "name": "profilis-webhook",
+                        "namespace": "profilis-system",
+                        "path": "/mutate-pods",
+                        "port": 443,
+                    }
+                },
+                "rules": [
+                    {
+                        "operations": ["CREATE"],
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "resources": ["pods"],
+                    }
+                ],
+                "failurePolicy": "Ignore",
+                "sideEffects": "None",
+                "timeoutSeconds": 5,
+            }
+        ],
+    }

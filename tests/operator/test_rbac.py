@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 
 from tests.chart.helm import SCENARIOS, Helm, HelmUnavailableError, find_or_fetch_helm
-from tests.operator.conftest import Certificates, Cluster, eventually, operator, wait_ready
-from tests.operator.pods import deployment, pod, review
-from tests.operator.test_self_signed import WEBHOOK_CONFIGS, admit, webhook_configuration
+from tests.operator.conftest import Cluster, admit, eventually, operator, wait_ready
+from tests.operator.pods import WEBHOOK_CONFIGS, deployment, webhook_configuration
 
 pytestmark = pytest.mark.asyncio
 
@@ -66,7 +65,6 @@ def allowed(
 async def test_every_call_the_operator_makes_is_allowed_by_the_charts_cluster_role(
     rendered: list[dict[str, Any]],
     cluster: Cluster,
-    certificates: Certificates,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Any,
 ) -> None:

@@ -18,66 +18,15 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from profilis_operator import certs
-from tests.operator.conftest import Cluster, eventually, operator, wait_ready
-from tests.operator.pods import pod, review
+from tests.operator.conftest import Cluster, admit, eventually, operator, wait_ready
+from tests.operator.pods import WEBHOOK_CONFIGS, webhook_configuration
 
-WEBHOOK_CONFIGS = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
 # The name the API server dials for the chart's Service in namespace profilis-system.
 SERVICE_HOST = "profilis-webhook.profilis-system.svc"
 
 
-def webhook_configuration(name: str = "profilis") -> dict[str, Any]:
-    """As the chart renders it in selfSigned mode: no caBundle until the operator sets one."""
-    return {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": name},
-        "webhooks": [
-            {
-                "name": f"pods.{name}",
-                "admissionReviewVersions": ["v1"],
-                "clientConfig": {
-                    "service": {
-                        "name": "profilis-webhook",
-                        "namespace": "profilis-system",
-                        "path": "/mutate-pods",
-                        "port": 443,
-                    }
-                },
-                "rules": [
-                    {
-                        "operations": ["CREATE"],
-                        "apiGroups": [""],
-                        "apiVersions": ["v1"],
-                        "resources": ["pods"],
-                    }
-                ],
-                "failurePolicy": "Ignore",
-                "sideEffects": "None",
-                "timeoutSeconds": 5,
-            }
-        ],
-    }
-
-
 def ca_bundles(configuration: dict[str, Any]) -> list[str | None]:
     return [hook["clientConfig"].get("caBundle") for hook in configuration["webhooks"]]
-
-
-async def admit(port: int, ca_pem: bytes, server_hostname: str) -> Any:
-    """POST a pod review as the API server would: trusting only ``ca_pem``."""
-    context = ssl.create_default_context(cadata=ca_pem.decode("ascii"))
-    async with (
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
-        session.post(
-            f"https://127.0.0.1:{port}/mutate-pods",
-            json=review(pod()),
-            ssl=context,
-            server_hostname=server_hostname,
-        ) as response,
-    ):
-        assert response.status == 200
-        return await response.json()
 
 
 def test_generated_certificate_is_signed_by_its_ca_for_every_service_name() -> None:
