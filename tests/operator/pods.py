@@ -174,3 +174,14 @@ def webhook_configuration(name: str = "profilis") -> dict[str, Any]:
             }
         ],
     }
+
+
+def config(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A ProfilisConfig in namespace shop."""
+    return {
+        "apiVersion": "profilis.io/v1alpha1",
+        "kind": "ProfilisConfig",
+        # kmock keeps whatever resourceVersion it is given; kopf's status patches test it.
+        "metadata": {"name": name, "namespace": "shop", "resourceVersion": "1"},
+        "spec": spec,
+    }

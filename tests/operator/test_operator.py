@@ -18,7 +18,7 @@ from tests.operator.conftest import (
     operator,
     wait_ready,
 )
-from tests.operator.pods import deployment, pod, review
+from tests.operator.pods import config, deployment, pod, review
 
 pytestmark = pytest.mark.asyncio
 
@@ -29,16 +29,6 @@ INJECT = {"metadata": {"annotations": {"profilis.io/inject": "true"}}}
 
 def template_annotations(obj: dict[str, Any]) -> dict[str, str]:
     return obj["spec"]["template"].get("metadata", {}).get("annotations") or {}
-
-
-def config(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "profilis.io/v1alpha1",
-        "kind": "ProfilisConfig",
-        # kmock keeps whatever resourceVersion it is given; kopf's status patches test it.
-        "metadata": {"name": name, "namespace": "shop", "resourceVersion": "1"},
-        "spec": spec,
-    }
 
 
 async def test_annotate_then_remove_then_opt_out(

@@ -13,7 +13,7 @@ import pytest
 
 from tests.chart.helm import SCENARIOS, Helm, HelmUnavailableError, find_or_fetch_helm
 from tests.operator.conftest import Cluster, admit, eventually, operator, wait_ready
-from tests.operator.pods import WEBHOOK_CONFIGS, deployment, webhook_configuration
+from tests.operator.pods import WEBHOOK_CONFIGS, config, deployment, webhook_configuration
 
 pytestmark = pytest.mark.asyncio
 
@@ -78,8 +78,8 @@ async def test_every_call_the_operator_makes_is_allowed_by_the_charts_cluster_ro
     extra = [*chart_args, "--cert-dir", str(tmp_path / "certs"), "--ca-bundle-interval", "0.2"]
     with operator(monkeypatch, None, *extra) as running:
         await wait_ready(running.health_port)
-        await cluster.create(CONFIGS, _config("tuned", {"sampling": {"rate": 0.5}}))
-        await cluster.create(CONFIGS, _config("broken", {"collector": {"queueSize": 0}}))
+        await cluster.create(CONFIGS, config("tuned", {"sampling": {"rate": 0.5}}))
+        await cluster.create(CONFIGS, config("broken", {"collector": {"queueSize": 0}}))
         status = await eventually(
             lambda: cluster.get(f"{CONFIGS}/broken"), lambda o: "valid" in (o.get("status") or {})
         )
@@ -131,12 +131,3 @@ async def test_every_call_the_operator_makes_is_allowed_by_the_charts_cluster_ro
         "namespaces",
         "mutatingwebhookconfigurations",
     } <= resources, resources
-
-
-def _config(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "profilis.io/v1alpha1",
-        "kind": "ProfilisConfig",
-        "metadata": {"name": name, "namespace": "shop", "resourceVersion": "1"},
-        "spec": spec,
-    }
