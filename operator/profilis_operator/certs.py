@@ -157,7 +157,7 @@ async def patch_ca_bundle(api: KubeApi, config_name: str, ca_pem: bytes) -> bool
 
 
 async def keep_ca_bundle(
-    api: KubeApi, config_name: str, ca_pem: bytes, *, interval_s: float = 30.0
+    api: KubeApi, config_name: str, ca_pem: bytes, *, interval_s: float
 ) -> None:
     """Forever: make ``config_name`` trust ``ca_pem`` again whenever it does not (a chart
     upgrade may reset it); the configuration may also appear after the operator starts."""
