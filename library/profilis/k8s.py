@@ -82,7 +82,7 @@ AGENT_MOUNT_PATH: Final = "/profilis-agent"
 SOCKET_VOLUME: Final = "profilis-run"
 SOCKET_DIR: Final = DEFAULT_COLLECTOR_ADDRESS.removeprefix("unix://").rpartition("/")[0]
 #: The sidecar's /metrics port and its name in pod specs (PodMonitors select it by name).
-METRICS_PORT_NAME: Final = "profilis-metrics"
+METRICS_PORT_NAME: Final = "profilis-http"
 DEFAULT_METRICS_PORT: Final = 9464
 #: The image with the agent payload and the sidecar (tagged with the Profilis version).
 DEFAULT_IMAGE_REPOSITORY: Final = "profilis/profilis"

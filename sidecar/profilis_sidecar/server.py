@@ -1,4 +1,4 @@
-"""The sidecar's HTTP endpoints on the metrics port (``profilis-metrics``, 9464 by default).
+"""The sidecar's HTTP endpoints on the metrics port (``profilis-http``, 9464 by default).
 
 ``/metrics``: the registry, in the exposition format the scraper asks for (prometheus_client's
 encoder, never hand-written text). ``/healthz``: the process answers. ``/readyz``: the sockets

@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 DEFAULT_LISTEN: Final = DEFAULT_COLLECTOR_ADDRESS
-#: The port named ``profilis-metrics`` in pod specs (DESIGN.md).
+#: The port named ``profilis-http`` in pod specs (DESIGN.md).
 DEFAULT_METRICS_PORT: Final = 9464
 
 
