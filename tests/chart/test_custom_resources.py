@@ -1,13 +1,13 @@
 """The custom resources the chart renders, against their schemas.
 
 ProfilisConfig is validated against the openAPIV3Schema of the chart's own CRD (crds/), and
-also for fields that schema does not know (the API server would prune them without a word).
+also for fields that schema does not know (the API server would prune them without a word, or
+refuse them under fieldValidation=Strict; tests.chart.structural.unknown_fields).
 Prometheus Operator and cert-manager objects are validated against tests/chart/custom_schemas.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
@@ -18,6 +18,7 @@ from tests.chart.conftest import KUBE_VERSIONS, Render
 from tests.chart.custom_schemas import SCHEMAS
 from tests.chart.helm import CHART, Manifest, scenarios
 from tests.chart.manifests import of_kind
+from tests.chart.structural import unknown_fields
 
 SCENARIOS = scenarios()
 CRD_FILE = CHART / "crds" / "profilisconfig.yaml"
@@ -33,25 +34,6 @@ def profilisconfig_schema() -> dict[str, Any]:
     assert version["served"], "v1alpha1 must be served for the chart's ProfilisConfig"
     schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]
     return schema
-
-
-def unknown_fields(value: Any, schema: dict[str, Any], path: str = "") -> Iterator[str]:
-    """Paths in ``value`` that a structural schema does not declare (what pruning drops)."""
-    if schema.get("x-kubernetes-preserve-unknown-fields"):
-        return
-    if isinstance(value, dict):
-        properties = schema.get("properties")
-        additional = schema.get("additionalProperties")
-        for key, item in value.items():
-            if properties is not None and key in properties:
-                yield from unknown_fields(item, properties[key], f"{path}.{key}")
-            elif isinstance(additional, dict):
-                yield from unknown_fields(item, additional, f"{path}.{key}")
-            elif path != ".metadata" and properties is not None:
-                yield f"{path}.{key}"
-    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for index, item in enumerate(value):
-            yield from unknown_fields(item, schema["items"], f"{path}[{index}]")
 
 
 def custom_resources(render: Render, scenario: str, kind: str) -> list[Manifest]:
