@@ -177,6 +177,7 @@ SCHEMAS: Final[dict[str, Schema]] = {
                 "secretName": {"type": "string", "minLength": 1},
                 "commonName": {"type": "string", "maxLength": 64},
                 "dnsNames": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                "ipAddresses": {"type": "array", "items": {"type": "string"}, "minItems": 1},
                 "duration": {"type": "string", "pattern": _GO_DURATION},
                 "renewBefore": {"type": "string", "pattern": _GO_DURATION},
                 "isCA": {"type": "boolean"},

@@ -61,3 +61,11 @@ def test_notes_name_the_labels_prometheus_must_select(helm: Helm, notes_chart: P
     assert "grafana_dashboard=1 in namespace monitoring" in notes
     quiet = render_notes(helm, notes_chart, SCENARIOS["monitoring-off"])
     assert "Prometheus Operator objects" not in quiet and "Grafana" not in quiet
+
+
+def test_notes_without_an_operator_pod_tell_where_to_run_it(helm: Helm, notes_chart: Path) -> None:
+    notes = render_notes(helm, notes_chart, SCENARIOS["external-operator"])
+    assert "helm test" not in notes, "there is no operator pod to test"
+    assert "https://127.0.0.1:9443/mutate-pods" in notes
+    assert f"Secret {RELEASE}-webhook-tls" in notes
+    assert "Running the operator outside the cluster" in notes

@@ -109,3 +109,18 @@ def test_the_kubernetes_validate_command_accepts_the_default_render(
     # Only custom resources may be skipped with a warning, never a built-in kind.
     warned = [line for line in result.stdout.splitlines() if line.startswith("WARN")]
     assert all(any(f"kind {k} " in line for k in CUSTOM_KINDS) for line in warned), warned
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_helm_uninstall_deletes_every_object_but_the_test_hook(
+    render: Render, scenario: str
+) -> None:
+    # What README.md's "Uninstall" says Helm leaves behind rests on this: no object asks to be
+    # kept, and the only hook (not a release object, so never deleted by uninstall) is the
+    # helm test pod, which deletes itself when it passes.
+    for manifest in render(SCENARIOS[scenario], KUBE_VERSIONS[-1]):
+        annotations = manifest["metadata"].get("annotations") or {}
+        assert "helm.sh/resource-policy" not in annotations, name_of(manifest)
+        if "helm.sh/hook" in annotations:
+            assert manifest["kind"] == "Pod" and annotations["helm.sh/hook"] == "test"
+            assert "hook-succeeded" in annotations["helm.sh/hook-delete-policy"]

@@ -115,6 +115,7 @@ def test_the_table_shows_defaults_and_comments() -> None:
 BAD_VALUES = {
     "an enum outside its values": (["--set", "webhook.failurePolicy=Sometimes"], "failurePolicy"),
     "a wrong type": (["--set", "operator.replicas=two"], "operator.replicas"),
+    "negative replicas": (["--set", "operator.replicas=-1"], "operator.replicas"),
     "an unknown key": (["--set", "operator.replica=2"], "replica"),
     "an unknown top-level key": (["--set", "webhooks.failurePolicy=Ignore"], "webhooks"),
     "a timeout above 5 s": (["--set", "webhook.timeoutSeconds=10"], "timeoutSeconds"),

@@ -4,7 +4,8 @@ Run by templates/tests/webhook-test.yaml in the chart's own image (standard libr
 tests/chart/test_webhook_check.py runs it against a local HTTPS server). The review is for a
 pod that opts out (profilis.io/inject: "false"), so a correct webhook admits it with no patch:
 the check does not depend on what an instrumented pod gets, and it changes nothing in the
-cluster (the webhook declares sideEffects: None). Exit status 0 means both checks passed.
+cluster (a dry-run request: the webhook declares sideEffects: NoneOnDryRun and records no
+Event for it). Exit status 0 means both checks passed.
 """
 
 from __future__ import annotations

@@ -110,6 +110,29 @@ profilis.io/control-plane: {{ include "profilis.fullname" . }}
 {{- list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.%s" $svc $ns .Values.clusterDomain) | toJson }}
 {{- end }}
 
+{{/* The host of webhook.url (no port, no IPv6 brackets); empty when the Service is called. */}}
+{{- define "profilis.webhookURLHost" -}}
+{{- with .Values.webhook.url }}{{ (urlParse .).hostname }}{{ end }}
+{{- end }}
+
+{{/*
+Subject alternative names of the webhook certificate, as JSON {"dnsNames": [...],
+"ipAddresses": [...]}: the Service's names, and the host of webhook.url (an IP SAN when it
+is an IP address: the API server checks an IP against IP SANs only).
+*/}}
+{{- define "profilis.webhookSANs" -}}
+{{- $dnsNames := include "profilis.webhookDNSNames" . | fromJsonArray }}
+{{- $ipAddresses := list }}
+{{- with include "profilis.webhookURLHost" . }}
+{{- if or (regexMatch "^[0-9]{1,3}(\\.[0-9]{1,3}){3}$" .) (contains ":" .) }}
+{{- $ipAddresses = append $ipAddresses . }}
+{{- else if not (has . $dnsNames) }}
+{{- $dnsNames = append $dnsNames . }}
+{{- end }}
+{{- end }}
+{{- dict "dnsNames" $dnsNames "ipAddresses" $ipAddresses | toJson }}
+{{- end }}
+
 {{/*
 Labels added to every monitoring object (kube-prometheus-stack selects PodMonitors,
 ServiceMonitors and PrometheusRules by its `release` label).

@@ -21,6 +21,10 @@ interface is matched in one place.
 {{- if ne $root.Values.clusterDomain "cluster.local" }}
 - --extra-hostname={{ printf "%s.%s.svc.%s" (include "profilis.serviceName" $root) $root.Release.Namespace $root.Values.clusterDomain }}
 {{- end }}
+{{- with include "profilis.webhookURLHost" $root }}
+# The host of webhook.url (an IP address becomes an IP SAN).
+- --extra-hostname={{ . }}
+{{- end }}
 {{- else }}
 - --tls-cert-file={{ .tlsDir }}/tls.crt
 - --tls-key-file={{ .tlsDir }}/tls.key
