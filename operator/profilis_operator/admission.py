@@ -2,9 +2,10 @@
 
 ``Admission.review(raw)`` takes the request body bytes and returns an ``AdmissionOutcome``:
 the response to send (always ``allowed: true``: the webhook fails open), a result label for
-the metrics, and the Kubernetes Event to record, if any. It never raises. Who opts in is
-decided here (annotations, the namespace label, excluded namespaces); what an opted-in pod
-gets is ``profilis_operator.injection.inject``. ``profilis_operator.webhook`` serves it.
+the metrics, and the Kubernetes Event to record, if any (never for a dry run). It never
+raises. Who opts in is decided here (annotations, the namespace label, excluded namespaces);
+what an opted-in pod gets is ``profilis_operator.injection.inject``.
+``profilis_operator.webhook`` serves it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import base64
 import logging
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import orjson
@@ -145,7 +146,21 @@ class Admission:
         annotations = metadata.get("annotations") or {}
         if not isinstance(annotations, dict):
             return AdmissionOutcome(_response(uid, api_version), "malformed", "bad-annotations")
+        outcome = self._decide(uid, api_version, namespace, pod, annotations)
+        if outcome.event is not None and request.get("dryRun") is True:
+            # The Event is the webhook's only side effect, and the configuration declares
+            # ``sideEffects: NoneOnDryRun``: a dry run gets the same answer and no Event.
+            return replace(outcome, event=None)
+        return outcome
 
+    def _decide(
+        self,
+        uid: str,
+        api_version: str,
+        namespace: str,
+        pod: dict[str, Any],
+        annotations: Mapping[str, Any],
+    ) -> AdmissionOutcome:
         reason = self._opt_in(namespace, annotations)
         config: InjectionConfig | None = None
         problem = ""

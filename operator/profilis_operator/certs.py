@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
 import datetime as dt
 import ipaddress
 import logging
@@ -18,9 +17,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-import jsonpatch
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -37,7 +35,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("profilis.operator.certs")
-_WEBHOOK_CONFIGS: Final = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,17 +139,21 @@ def generate(
 
 async def patch_ca_bundle(api: KubeApi, config_name: str, ca_pem: bytes) -> bool:
     """Set every webhook's ``clientConfig.caBundle`` of ``config_name``; True if it changed."""
-    path = f"{_WEBHOOK_CONFIGS}/{config_name}"
-    current: dict[str, Any] = await api.request("GET", path)
     bundle = base64.b64encode(ca_pem).decode("ascii")
-    webhooks = current.get("webhooks") or []
-    wanted = copy.deepcopy(webhooks)
-    for webhook in wanted:
-        webhook.setdefault("clientConfig", {})["caBundle"] = bundle
-    operations = jsonpatch.make_patch({"webhooks": webhooks}, {"webhooks": wanted}).patch
+    current = await api.read_webhook_configuration(config_name)
+    # A JSON patch by index (a merge patch would replace the whole list), each index checked
+    # by name first: a list changed since the read fails the patch, and the keeper reads again.
+    operations: list[dict[str, Any]] = []
+    for index, webhook in enumerate(current.webhooks or ()):
+        if webhook.client_config.ca_bundle != bundle:
+            path = f"/webhooks/{index}"
+            operations.append({"op": "test", "path": f"{path}/name", "value": webhook.name})
+            operations.append(
+                {"op": "add", "path": f"{path}/clientConfig/caBundle", "value": bundle}
+            )
     if not operations:
         return False
-    await api.request("PATCH", path, operations, content_type="application/json-patch+json")
+    await api.json_patch_webhook_configuration(config_name, operations)
     return True
 
 

@@ -1,28 +1,53 @@
 """The few Kubernetes API calls kopf does not make for us, and the Events the webhook records.
 
-kopf patches the objects its handlers are about; this client does the rest: annotating a
-workload's pod template when a ProfilisConfig changes, setting the webhook configuration's
-``caBundle``, reading the server version, posting Events. It logs in exactly as kopf does
-(``connection_info``: in-cluster service account, else ``KUBECONFIG``) and talks through
-aiohttp, which kopf already brings; a 401 makes it log in again once (rotated tokens).
+kopf patches the objects its handlers are about; ``KubeApi`` does the rest: annotating a
+workload's pod template when a ProfilisConfig changes (``profilis_operator.workloads``),
+setting the webhook configuration's ``caBundle`` (``profilis_operator.certs``), reading the
+server version, posting Events (``EventRecorder``). It logs in exactly as kopf does
+(``connection_info``: in-cluster service account, else ``KUBECONFIG``); a 401 makes it log in
+again once (rotated service-account tokens).
+
+The calls go through the official ``kubernetes`` client, off the event loop
+(``asyncio.to_thread``). Why that client: one Kubernetes client library for the operator and
+its tests; typed APIs (paths, parameters, models) instead of URLs spliced by hand; and TLS set
+up by the client from the login's credentials (inline kubeconfig data is base64 text, not
+PEM, which the hand-made ``ssl`` context this replaced got wrong). Why off the loop: the
+operator makes only a handful of calls (the version at start-up, a patch when a config
+changes, an Event per rollout), so a thread hop per call costs nothing that matters, and the
+webhook never waits for one (Events are queued).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
-import json
 import logging
 import os
-import ssl
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
 
-import aiohttp
 import kopf
+import urllib3
+from kubernetes.client import (
+    AdmissionregistrationV1Api,
+    ApiClient,
+    ApiException,
+    AppsV1Api,
+    Configuration,
+    CoreV1Api,
+    CoreV1Event,
+    OpenApiException,
+    V1EventSource,
+    V1MutatingWebhookConfiguration,
+    V1ObjectMeta,
+    V1ObjectReference,
+    VersionApi,
+)
 
 from profilis import __version__
 from profilis_operator.admission import EventSpec
@@ -34,10 +59,14 @@ log = logging.getLogger("profilis.operator.api")
 _REQUEST_TIMEOUT_S: Final = 10.0
 #: Names the operator's own calls in the API server's audit log (kopf's say "kopf/...").
 _USER_AGENT: Final = f"profilis-operator/{__version__}"
+#: Given explicitly: for a dict body the client would send a strategic merge patch.
+_MERGE_PATCH: Final = "application/merge-patch+json"
+_JSON_PATCH: Final = "application/json-patch+json"
+_T = TypeVar("_T")
 
 
 class ApiError(Exception):
-    """An API call failed: ``status`` is the HTTP status (0 when no answer came)."""
+    """An API call failed: ``status`` is the HTTP status (0 when no usable answer came)."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"{status}: {message}")
@@ -50,108 +79,195 @@ def connection_info(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo | No
     return info if info is not None else kopf.login_with_kubeconfig(settings=settings)
 
 
+@dataclass
+class _Session:
+    """A client built from one login, and the private directory its inline key files live in."""
+
+    client: ApiClient
+    files: tempfile.TemporaryDirectory[str] | None
+
+    def close(self) -> None:
+        self.client.close()  # type: ignore[no-untyped-call]  # kubernetes 37 leaves it untyped
+        if self.files is not None:
+            self.files.cleanup()
+
+
 class KubeApi:
-    """JSON over HTTPS to the API server, with the credentials ``login`` returns."""
+    """The official client with the credentials ``login`` returns; every call off the loop."""
 
     def __init__(self, login: Callable[[], kopf.ConnectionInfo | None]) -> None:
         self._login = login
-        self._session: aiohttp.ClientSession | None = None
-        self._info: kopf.ConnectionInfo | None = None
-        self._tempdir: tempfile.TemporaryDirectory[str] | None = None
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        body: object = None,
-        *,
-        content_type: str = "application/json",
-    ) -> Any:
-        """The decoded JSON answer; ``ApiError`` for any non-2xx status or connection error."""
-        for attempt in (1, 2):
-            session, info = await self._connect(renew=attempt == 2)
-            headers = {"Accept": "application/json", **info.as_http_headers()}
-            data = None
-            if body is not None:
-                headers["Content-Type"] = content_type
-                data = json.dumps(body).encode()
-            try:
-                async with session.request(
-                    method, info.server.rstrip("/") + path, data=data, headers=headers
-                ) as response:
-                    text = await response.text()
-                    if response.status == 401 and attempt == 1:
-                        continue  # the token may have rotated: log in again, once
-                    if response.status >= 300:
-                        raise ApiError(response.status, text[:500])
-                    return json.loads(text) if text else None
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                raise ApiError(0, f"{method} {path}: {exc!r}") from None
-        raise ApiError(401, "unauthorized after logging in again")  # pragma: no cover
+        self._session: _Session | None = None
+        self._lock = asyncio.Lock()
 
     async def server_version(self) -> tuple[int, int] | None:
         """(major, minor) of the API server, or None if it will not say."""
         try:
-            answer = await self.request("GET", "/version")
-            major = int(str(answer["major"]).rstrip("+"))
-            minor = int(str(answer["minor"]).rstrip("+"))
-        except (ApiError, KeyError, TypeError, ValueError) as exc:
+            info = await self._call(
+                "GET /version",
+                lambda c: VersionApi(c).get_code(_request_timeout=_REQUEST_TIMEOUT_S),
+            )
+            major, minor = int(info.major.rstrip("+")), int(info.minor.rstrip("+"))
+        except (ApiError, ValueError) as exc:
             log.warning("cannot read the Kubernetes version: %s", exc)
             return None
         return major, minor
 
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        if self._tempdir is not None:
-            self._tempdir.cleanup()
-            self._tempdir = None
-
-    async def _connect(self, renew: bool) -> tuple[aiohttp.ClientSession, kopf.ConnectionInfo]:
-        if renew or self._session is None or self._info is None:
-            await self.close()
-            info = self._login()
-            if info is None:
-                raise ApiError(0, "no Kubernetes credentials (not in a cluster, no KUBECONFIG)")
-            connector = aiohttp.TCPConnector(ssl=self._ssl_context(info), limit=8)
-            timeout = aiohttp.ClientTimeout(total=_REQUEST_TIMEOUT_S)
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=timeout, headers={"User-Agent": _USER_AGENT}
-            )
-            self._info = info
-        return self._session, self._info
-
-    def _ssl_context(self, info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
-        if info.server.startswith("http://"):
-            return False
-        context = ssl.create_default_context(
-            cafile=_text_path(info.ca_path),
-            cadata=info.ca_data.decode() if isinstance(info.ca_data, bytes) else info.ca_data,
+    async def read_webhook_configuration(self, name: str) -> V1MutatingWebhookConfiguration:
+        return await self._call(
+            f"GET mutatingwebhookconfiguration {name}",
+            lambda c: AdmissionregistrationV1Api(c).read_mutating_webhook_configuration(
+                name, _request_timeout=_REQUEST_TIMEOUT_S
+            ),
         )
-        if info.insecure:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        certificate = _text_path(info.certificate_path) or self._spill(info.certificate_data)
-        key = _text_path(info.private_key_path) or self._spill(info.private_key_data)
-        if certificate and key:
-            context.load_cert_chain(certificate, key)
-        return context
 
-    def _spill(self, data: str | bytes | None) -> str | None:
-        """ssl loads client certificates from files only: write inline ones to a private dir."""
-        if data is None:
-            return None
-        if self._tempdir is None:
-            self._tempdir = tempfile.TemporaryDirectory(prefix="profilis-operator-")
-        fd, path = tempfile.mkstemp(dir=self._tempdir.name)
+    async def json_patch_webhook_configuration(
+        self, name: str, operations: list[dict[str, Any]]
+    ) -> None:
+        """Apply RFC 6902 ``operations`` to the MutatingWebhookConfiguration ``name``."""
+        await self._call(
+            f"PATCH mutatingwebhookconfiguration {name}",
+            lambda c: AdmissionregistrationV1Api(c).patch_mutating_webhook_configuration(
+                name, operations, _content_type=_JSON_PATCH, _request_timeout=_REQUEST_TIMEOUT_S
+            ),
+        )
+
+    async def patch_template_annotations(
+        self, plural: str, namespace: str, name: str, changes: Mapping[str, str | None]
+    ) -> None:
+        """Merge ``changes`` into the pod template annotations of an apps/v1 workload
+        (``plural``: deployments, statefulsets or daemonsets); None deletes a key."""
+        body = {"spec": {"template": {"metadata": {"annotations": dict(changes)}}}}
+
+        def patch(client: ApiClient) -> object:
+            apps = AppsV1Api(client)
+            method: Callable[..., object] = {
+                "deployments": apps.patch_namespaced_deployment,
+                "statefulsets": apps.patch_namespaced_stateful_set,
+                "daemonsets": apps.patch_namespaced_daemon_set,
+            }[plural]
+            return method(
+                name,
+                namespace,
+                body,
+                _content_type=_MERGE_PATCH,
+                _request_timeout=_REQUEST_TIMEOUT_S,
+            )
+
+        await self._call(f"PATCH {plural} {namespace}/{name}", patch)
+
+    async def create_event(self, namespace: str, event: CoreV1Event) -> None:
+        await self._call(
+            f"POST event in {namespace}",
+            lambda c: CoreV1Api(c).create_namespaced_event(
+                namespace,
+                event,
+                # The client names no type for creates (the API server assumes JSON): say it.
+                _headers={"Content-Type": "application/json"},
+                _request_timeout=_REQUEST_TIMEOUT_S,
+            ),
+        )
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+
+    async def _call(self, what: str, operation: Callable[[ApiClient], _T]) -> _T:
+        session = await self._connect(stale=None)
+        try:
+            return await _run(what, operation, session.client)
+        except ApiError as exc:
+            if exc.status != 401:
+                raise
+        # The token may have rotated (projected service-account tokens do): log in again, once.
+        session = await self._connect(stale=session)
+        return await _run(what, operation, session.client)
+
+    async def _connect(self, stale: _Session | None) -> _Session:
+        """The current session; a new login if there is none or it is ``stale``."""
+        async with self._lock:
+            if self._session is None or self._session is stale:
+                if self._session is not None:
+                    self._session.close()
+                    self._session = None
+                # Reading the kubeconfig or token and spilling key files is file I/O: off the loop.
+                try:
+                    self._session = await asyncio.to_thread(_open_session, self._login)
+                except ApiError:
+                    raise
+                except Exception as exc:  # a login handler's failure, whatever its type
+                    raise ApiError(0, f"cannot log in: {exc!r}") from None
+            return self._session
+
+
+async def _run(what: str, operation: Callable[[ApiClient], _T], client: ApiClient) -> _T:
+    try:
+        return await asyncio.to_thread(operation, client)
+    except ApiException as exc:
+        raise ApiError(exc.status or 0, f"{what}: {exc.reason}: {(exc.body or '')[:500]}") from None
+    # Transport failures, and answers the client cannot read (pydantic's are ValueErrors).
+    except (OpenApiException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+        raise ApiError(0, f"{what}: {exc!r}") from None
+
+
+def _open_session(login: Callable[[], kopf.ConnectionInfo | None]) -> _Session:
+    info = login()
+    if info is None:
+        raise ApiError(0, "no Kubernetes credentials (not in a cluster, no KUBECONFIG)")
+    files: tempfile.TemporaryDirectory[str] | None = None
+
+    def spill(data: str | bytes) -> str:
+        """urllib3 loads client certificates from files only: inline ones go to a private dir."""
+        nonlocal files
+        if files is None:
+            files = tempfile.TemporaryDirectory(prefix="profilis-operator-")  # mode 0700
+        fd, path = tempfile.mkstemp(dir=files.name)  # mode 0600
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data.encode() if isinstance(data, str) else data)
+            handle.write(_pem(data))
         return path
 
+    # kopf ignores the proxy environment variables unless told to trust them: so does this.
+    env = None if info.trust_env else ""
+    config = Configuration(host=info.server.rstrip("/"), proxy=info.proxy_url or env, no_proxy=env)
+    config.verify_ssl = not info.insecure
+    # One attempt per call, so that _REQUEST_TIMEOUT_S bounds it; the callers retry later.
+    config.retries = 0
+    # TCP keepalive as client-go has it: a pooled connection that a load balancer dropped
+    # while idle is found out, rather than written into until the timeout.
+    config.keep_alive = True
+    if info.ca_path:
+        config.ssl_ca_cert = os.fsdecode(info.ca_path)
+    elif info.ca_data:
+        config.ca_cert_data = _pem(info.ca_data).decode("ascii")  # str: PEM (bytes means DER)
+    try:
+        if info.certificate_path:
+            config.cert_file = os.fsdecode(info.certificate_path)
+        elif info.certificate_data:
+            config.cert_file = spill(info.certificate_data)
+        if info.private_key_path:
+            config.key_file = os.fsdecode(info.private_key_path)
+        elif info.private_key_data:
+            config.key_file = spill(info.private_key_data)
+    except BaseException:  # e.g. a key that is not base64: leave no certificate file behind
+        if files is not None:
+            files.cleanup()
+        raise
+    # kopf's own rule picks the header (basic auth, a scheme and token, or a bare token); the
+    # client sends its "BearerToken" key, unprefixed here, as the Authorization header.
+    authorization = info.as_http_headers().get("Authorization")
+    if authorization:
+        config.api_key = {"BearerToken": authorization}
+    client = ApiClient(config)
+    client.user_agent = _USER_AGENT
+    return _Session(client, files)
 
-def _text_path(path: str | bytes | os.PathLike[str] | os.PathLike[bytes] | None) -> str | None:
-    return None if path is None else os.fsdecode(path)
+
+def _pem(data: str | bytes) -> bytes:
+    """Inline kubeconfig data is base64 of the PEM text; a login handler may give PEM itself."""
+    raw = data.encode("ascii") if isinstance(data, str) else data
+    return raw if raw.lstrip().startswith(b"-----BEGIN ") else base64.b64decode(raw)
 
 
 class EventRecorder:
@@ -216,29 +332,32 @@ class EventRecorder:
         while True:
             event = await self._queue.get()
             try:
-                await self._api.request(
-                    "POST", f"/api/v1/namespaces/{event.namespace}/events", self._body(event)
-                )
+                await self._api.create_event(event.namespace, self._body(event))
                 self.posted += 1
-            except ApiError as exc:
+            except (ApiError, ValueError) as exc:
                 # Events are best effort; the metrics and the pod's own annotation remain.
                 log.warning("cannot post event %s: %s", event.reason, exc)
 
-    def _body(self, event: EventSpec) -> Mapping[str, Any]:
-        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        name = event.involved.get("name", "pod")
-        return {
-            "apiVersion": "v1",
-            "kind": "Event",
+    def _body(self, event: EventSpec) -> CoreV1Event:
+        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)  # the API keeps seconds
+        involved = event.involved
+        name = involved.get("name") or "pod"
+        return CoreV1Event(
             # Named as the kubelet names its events: the object, then a unique suffix.
-            "metadata": {"name": f"{name}.{time.time_ns():x}", "namespace": event.namespace},
-            "involvedObject": dict(event.involved),
-            "reason": event.reason,
-            "message": event.message[:1024],
-            "type": event.type,
-            "source": {"component": self._component},
-            "reportingComponent": self._component,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
+            metadata=V1ObjectMeta(name=f"{name}.{time.time_ns():x}", namespace=event.namespace),
+            involved_object=V1ObjectReference(
+                api_version=involved.get("apiVersion") or None,
+                kind=involved.get("kind") or None,
+                name=involved.get("name") or None,
+                namespace=involved.get("namespace") or None,
+                uid=involved.get("uid") or None,
+            ),
+            reason=event.reason,
+            message=event.message[:1024],
+            type=event.type,
+            source=V1EventSource(component=self._component),
+            reporting_component=self._component,
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+        )

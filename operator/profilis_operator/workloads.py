@@ -168,11 +168,9 @@ def register(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -> None:
             changes = template_changes(ref.annotations, ref.template_annotations, config_hash)
             if not changes:
                 continue
-            path = f"/apis/apps/v1/namespaces/{namespace}/{ref.plural}/{ref.name}"
-            body = {"spec": {"template": {"metadata": {"annotations": changes}}}}
             try:
-                await runtime.api.request(
-                    "PATCH", path, body, content_type="application/merge-patch+json"
+                await runtime.api.patch_template_annotations(
+                    ref.plural, namespace, ref.name, changes
                 )
             except ApiError as exc:
                 runtime.metrics.errors.labels("workloads").inc()

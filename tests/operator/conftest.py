@@ -97,6 +97,9 @@ def kube(kmock: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     names = definition["spec"]["names"]
     version = definition["spec"]["versions"][0]
     key = f"{definition['spec']['group']}/{version['name']}/{names['plural']}"
+    # The API server answers /version and /version/; kmock 0.8 only the first, and the
+    # official client (the operator's) asks for the second.
+    kmock.fallback["get /version/"] << kmock._serve_server_version
     kmock.resources[key] = kmock.ResourceInfo(
         namespaced=True,
         kind=names["kind"],

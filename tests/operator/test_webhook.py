@@ -1,5 +1,6 @@
 """The webhook over real HTTPS (certificates verified against a trustme CA): real pod specs
-in, the expected answers out, and every patched pod valid for Kubernetes 1.28 and 1.31."""
+in, the expected answers out, every patched pod valid for Kubernetes 1.28 and 1.31, and the
+Events it hands to the recorder (none for a dry run)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 import base64
 import copy
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest_asyncio
 import trustme
 
 from profilis.k8s import AGENT_MOUNT_PATH, ANNOTATION_STATUS, SIDECAR_CONTAINER_NAME
-from profilis_operator.admission import Admission, AdmissionState
+from profilis_operator.admission import Admission, AdmissionState, EventSpec
 from profilis_operator.effective_config import InjectionConfig
 from profilis_operator.health import OperatorMetrics
 from profilis_operator.injection import ClusterCapabilities
@@ -33,10 +34,17 @@ NATIVE = {"1.31.0": True, "1.28.0": False}  # what each version's sidecar looks 
 
 
 class Webhook:
-    def __init__(self, port: int, certificates: Certificates, state: AdmissionState) -> None:
+    def __init__(
+        self,
+        port: int,
+        certificates: Certificates,
+        state: AdmissionState,
+        events: list[EventSpec] | None = None,
+    ) -> None:
         self.port = port
         self.certificates = certificates
         self.state = state
+        self.events = events if events is not None else []  # what it handed to the recorder
 
     async def post(self, body: bytes | dict[str, Any]) -> tuple[int, Any]:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -61,17 +69,19 @@ async def webhook(certificates: Certificates) -> AsyncIterator[Webhook]:
         ready=True,
     )
     port = free_port()
+    events: list[EventSpec] = []
     server = WebhookServer(
         Admission(state),
         CertificateFiles(certificates.cert_file, certificates.key_file),
         OperatorMetrics(),
         host="127.0.0.1",
         port=port,
+        record_event=events.append,
         reload_interval_s=0.05,
     )
     await server.start()
     try:
-        yield Webhook(port, certificates, state)
+        yield Webhook(port, certificates, state, events)
     finally:
         await server.stop()
 
@@ -196,6 +206,28 @@ async def test_namespace_label_opts_in_and_pod_annotation_opts_out(webhook: Webh
     opted_out = pods.pod(annotations={"profilis.io/inject": "false"})
     _, answer = await webhook.post(pods.review(opted_out, namespace="labelled"))
     assert "patch" not in answer["response"]
+
+
+EVENTFUL: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
+    "injected": (pods.pod, "ProfilisInjected"),
+    "skipped": (
+        lambda: pods.pod(annotations={"profilis.io/inject": "true", "profilis.io/config": "nope"}),
+        "ProfilisSkipped",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EVENTFUL))
+async def test_a_dry_run_gets_the_same_answer_and_records_no_event(
+    webhook: Webhook, name: str
+) -> None:
+    make_pod, reason = EVENTFUL[name]
+    _, dry = await webhook.post(pods.review(make_pod(), dryRun=True))
+    assert webhook.events == []  # sideEffects: NoneOnDryRun
+    _, real = await webhook.post(pods.review(make_pod()))
+    assert [event.reason for event in webhook.events] == [reason]
+    assert dry["response"] == real["response"]
+    assert ("patch" in real["response"]) == (name == "injected")
 
 
 MALFORMED: dict[str, bytes | dict[str, Any]] = {
