@@ -56,6 +56,10 @@ class ConfigEntry:
     name: str
     config: InjectionConfig | None
     error: str | None = None
+    #: ``metadata.generation`` and the stored status, for the status writer (which writes
+    #: only what differs).
+    generation: int | None = None
+    status: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass

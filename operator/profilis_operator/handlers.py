@@ -3,7 +3,8 @@
 kopf logs in, lists and watches; its indices hold the ProfilisConfigs (resolved once per
 change) and the opted-in namespaces, which the webhook reads live. The startup handler
 starts what kopf does not run itself: the webhook server, the health server, the Event
-recorder and, with ``--self-signed``, the certificate and the caBundle keeper. The same
+recorder, the ProfilisConfig status writer and, with ``--self-signed``, the certificate and
+the caBundle keeper. The same
 ``register`` serves ``profilis-operator`` and the tests' ``kopf run`` (fresh registry each).
 """
 
@@ -59,9 +60,12 @@ class OperatorRuntime:
         settings: kopf.OperatorSettings,
         configs: kopf.Index[str, ConfigEntry],
         namespaces: kopf.Index[str, str],
+        workload_refs: kopf.Index[str, workloads.WorkloadRef],
     ) -> None:
         try:
             await self._start(settings, configs, namespaces)
+            status_writer = workloads.keep_config_statuses(self, configs, workload_refs)
+            self._tasks.append(asyncio.create_task(status_writer, name="profilis-status"))
         except BaseException:
             # kopf runs no cleanup for a start-up it cancelled: close what was opened.
             await self.stop()
@@ -146,7 +150,12 @@ def register(registry: kopf.OperatorRegistry, options: OperatorOptions) -> Opera
     async def start(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
         # Handler logs stay logs; Events are only what the operator posts on purpose.
         settings.posting.level = logging.WARNING
-        await runtime.start(settings, kwargs["profilis_configs"], kwargs["profilis_namespaces"])
+        await runtime.start(
+            settings,
+            kwargs["profilis_configs"],
+            kwargs["profilis_namespaces"],
+            kwargs["profilis_workloads"],
+        )
 
     @kopf.on.cleanup(id="stop", registry=registry)
     async def stop(**_: Any) -> None:
@@ -155,15 +164,17 @@ def register(registry: kopf.OperatorRegistry, options: OperatorOptions) -> Opera
 
     @kopf.index(API_GROUP, API_VERSION, CONFIG_PLURAL, id="profilis_configs", registry=registry)
     def profilis_configs(
-        namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+        namespace: str | None, name: str, spec: kopf.Spec, body: kopf.Body, **_: Any
     ) -> dict[str, ConfigEntry] | None:
         if namespace is None:
             return None
+        generation = body.metadata.get("generation")
+        status = dict(body.get("status") or {})
         # Resolved here, once per change, so an admission only looks it up.
         try:
-            entry = ConfigEntry(name, resolve(dict(spec), defaults_spec))
+            entry = ConfigEntry(name, resolve(dict(spec), defaults_spec), None, generation, status)
         except InvalidConfigError as exc:
-            entry = ConfigEntry(name, None, str(exc))
+            entry = ConfigEntry(name, None, str(exc), generation, status)
         return {namespace: entry}
 
     @kopf.index(

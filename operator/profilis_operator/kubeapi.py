@@ -1,11 +1,12 @@
 """The few Kubernetes API calls kopf does not make for us, and the Events the webhook records.
 
 kopf patches the objects its handlers are about; ``KubeApi`` does the rest: annotating a
-workload's pod template when a ProfilisConfig changes (``profilis_operator.workloads``),
-setting the webhook configuration's ``caBundle`` (``profilis_operator.certs``), reading the
-server version, posting Events (``EventRecorder``). It logs in exactly as kopf does
-(``connection_info``: in-cluster service account, else ``KUBECONFIG``); a 401 makes it log in
-again once (rotated service-account tokens).
+workload's pod template when a ProfilisConfig changes and writing each ProfilisConfig's
+status (``profilis_operator.workloads``), setting the webhook configuration's ``caBundle``
+(``profilis_operator.certs``), reading the server version, posting Events
+(``EventRecorder``). It logs in exactly as kopf does (``connection_info``: in-cluster service
+account, else ``KUBECONFIG``); a 401 makes it log in again once (rotated service-account
+tokens).
 
 The calls go through the official ``kubernetes`` client, off the event loop
 (``asyncio.to_thread``). Why that client: one Kubernetes client library for the operator and
@@ -41,6 +42,7 @@ from kubernetes.client import (
     Configuration,
     CoreV1Api,
     CoreV1Event,
+    CustomObjectsApi,
     OpenApiException,
     V1EventSource,
     V1MutatingWebhookConfiguration,
@@ -50,6 +52,7 @@ from kubernetes.client import (
 )
 
 from profilis import __version__
+from profilis.k8s import API_GROUP, API_VERSION, CONFIG_PLURAL
 from profilis_operator.admission import EventSpec
 
 __all__ = ["ApiError", "EventRecorder", "KubeApi", "connection_info"]
@@ -134,9 +137,10 @@ class KubeApi:
 
     async def patch_template_annotations(
         self, plural: str, namespace: str, name: str, changes: Mapping[str, str | None]
-    ) -> None:
+    ) -> int | None:
         """Merge ``changes`` into the pod template annotations of an apps/v1 workload
-        (``plural``: deployments, statefulsets or daemonsets); None deletes a key."""
+        (``plural``: deployments, statefulsets or daemonsets); None deletes a key. Returns
+        the workload's ``metadata.generation`` after the patch."""
         body = {"spec": {"template": {"metadata": {"annotations": dict(changes)}}}}
 
         def patch(client: ApiClient) -> object:
@@ -154,7 +158,27 @@ class KubeApi:
                 _request_timeout=_REQUEST_TIMEOUT_S,
             )
 
-        await self._call(f"PATCH {plural} {namespace}/{name}", patch)
+        patched = await self._call(f"PATCH {plural} {namespace}/{name}", patch)
+        generation = getattr(getattr(patched, "metadata", None), "generation", None)
+        return generation if isinstance(generation, int) else None
+
+    async def patch_config_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None:
+        """Merge ``status`` into a ProfilisConfig's status (through its /status subresource)."""
+        await self._call(
+            f"PATCH {CONFIG_PLURAL}/status {namespace}/{name}",
+            lambda c: CustomObjectsApi(c).patch_namespaced_custom_object_status(
+                API_GROUP,
+                API_VERSION,
+                namespace,
+                CONFIG_PLURAL,
+                name,
+                {"status": dict(status)},
+                _content_type=_MERGE_PATCH,
+                _request_timeout=_REQUEST_TIMEOUT_S,
+            ),
+        )
 
     async def create_event(self, namespace: str, event: CoreV1Event) -> None:
         await self._call(

@@ -3,13 +3,17 @@ its pod template, with the config hash, so that its pods are (or stop being) ins
 
 ``template_changes`` is the pure rule; ``register`` wires it to kopf: a level-based
 ``on.event`` handler per workload (create, update and operator restart alike: kopf lists
-every object when it starts), a ProfilisConfig handler that re-annotates the workloads that
-use a config when it changes (so the pods roll), and a timer writing each ProfilisConfig's
-status. Nothing is stored on the workloads but the template annotations themselves.
+every object when it starts), and a ProfilisConfig handler that re-annotates the workloads
+that use a config when it changes (so the pods roll). ``keep_config_statuses`` writes each
+ProfilisConfig's status from the indices. Nothing is stored on the workloads but the
+template annotations themselves, and nothing on the ProfilisConfigs but their status: no
+finalizer (a kopf timer would add one), so deleting a ProfilisConfig or its namespace never
+waits for the operator.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -35,7 +39,15 @@ from profilis_operator.kubeapi import ApiError
 if TYPE_CHECKING:
     from profilis_operator.handlers import OperatorRuntime
 
-__all__ = ["WORKLOAD_KINDS", "WorkloadRef", "register", "template_changes", "template_hash"]
+__all__ = [
+    "WORKLOAD_KINDS",
+    "WorkloadRef",
+    "config_status",
+    "keep_config_statuses",
+    "register",
+    "template_changes",
+    "template_hash",
+]
 
 log = logging.getLogger("profilis.operator.workloads")
 
@@ -55,6 +67,7 @@ class WorkloadRef:
 
     plural: str
     name: str
+    uid: str
     annotations: Mapping[str, str]
     template_annotations: Mapping[str, str]
 
@@ -101,8 +114,40 @@ def _is_workload(resource: kopf.Resource) -> bool:
     return resource.group == "apps" and resource.plural in WORKLOAD_KINDS
 
 
+class _AppliedTemplates:
+    """The template changes this operator made, by workload uid, to tell a stale event from
+    a real one. A watch can deliver events older than our own patch (the controller-manager
+    updated the status in between): their body still lacks the change, and patching again
+    would be the same write twice. A template change raises ``metadata.generation``; an
+    event at a generation below the one our patch produced predates it."""
+
+    def __init__(self) -> None:
+        self._by_uid: dict[str, tuple[int, dict[str, str | None]]] = {}
+
+    def already_applied(
+        self, uid: str, generation: int | None, changes: Mapping[str, str | None]
+    ) -> bool:
+        applied = self._by_uid.get(uid)
+        return (
+            applied is not None
+            and generation is not None
+            and generation < applied[0]
+            and dict(changes) == applied[1]
+        )
+
+    def record(
+        self, uid: str, generation_after: int | None, changes: Mapping[str, str | None]
+    ) -> None:
+        if uid and generation_after is not None:
+            self._by_uid[uid] = (generation_after, dict(changes))
+
+    def forget(self, uid: str) -> None:
+        self._by_uid.pop(uid, None)
+
+
 def register(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -> None:
     """Add the workload and ProfilisConfig handlers to ``registry``."""
+    applied = _AppliedTemplates()
 
     @kopf.index(_is_workload, id="profilis_workloads", registry=registry)
     def profilis_workloads(
@@ -114,7 +159,8 @@ def register(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -> None:
         template = _template_annotations(body)
         if ANNOTATION_INJECT not in annotations and ANNOTATION_CONFIG_HASH not in template:
             return None  # never ours: not indexed
-        return {namespace: WorkloadRef(resource.plural, name, annotations, template)}
+        uid = str(body.metadata.uid or "")
+        return {namespace: WorkloadRef(resource.plural, name, uid, annotations, template)}
 
     @kopf.on.event(_is_workload, id="reconcile_workload", registry=registry)
     def reconcile_workload(
@@ -126,7 +172,9 @@ def register(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -> None:
         patch: kopf.Patch,
         **kwargs: Any,
     ) -> None:
+        uid = str(body.metadata.uid or "")
         if type == "DELETED" or namespace is None:
+            applied.forget(uid)
             return
         profilis_configs: kopf.Index[str, ConfigEntry] = kwargs["profilis_configs"]
         annotations = dict(body.metadata.annotations)
@@ -139,9 +187,12 @@ def register(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -> None:
             runtime.options.defaults,
         )
         changes = template_changes(annotations, template, config_hash)
-        if changes:
-            # kopf applies it as a merge patch once the handler returns.
+        generation = body.metadata.get("generation")
+        if changes and not applied.already_applied(uid, generation, changes):
+            # kopf applies it as a merge patch once the handler returns; a template change
+            # raises the generation by one.
             patch.spec["template"] = {"metadata": {"annotations": changes}}
+            applied.record(uid, generation + 1 if generation is not None else None, changes)
             _report(runtime, resource.plural, namespace, name, changes)
 
     @kopf.on.event(
@@ -169,7 +220,7 @@ def register(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -> None:
             if not changes:
                 continue
             try:
-                await runtime.api.patch_template_annotations(
+                generation = await runtime.api.patch_template_annotations(
                     ref.plural, namespace, ref.name, changes
                 )
             except ApiError as exc:
@@ -177,41 +228,54 @@ def register(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -> None:
                 # Not fatal: the workload's own next event re-applies the same rule.
                 log.warning("cannot update %s %s/%s: %s", ref.plural, namespace, ref.name, exc)
                 continue
+            applied.record(ref.uid, generation, changes)
             _report(runtime, ref.plural, namespace, ref.name, changes)
 
-    @kopf.timer(
-        API_GROUP,
-        API_VERSION,
-        CONFIG_PLURAL,
-        interval=runtime.options.status_interval_s,
-        id="profilisconfig_status",
-        registry=registry,
+
+def config_status(
+    entry: ConfigEntry, entries: list[ConfigEntry], refs: Iterable[WorkloadRef]
+) -> dict[str, Any]:
+    """The status of ProfilisConfig ``entry``: which opted-in workloads of its namespace use
+    it (``entries``: every ProfilisConfig there), and whether it is valid."""
+    users = sorted(
+        (WORKLOAD_KINDS[ref.plural], ref.name)
+        for ref in refs
+        if ref.annotations.get(ANNOTATION_INJECT) == INJECT_TRUE and _uses(ref, entry.name, entries)
     )
-    def profilisconfig_status(
-        name: str, namespace: str | None, body: kopf.Body, patch: kopf.Patch, **kwargs: Any
-    ) -> None:
-        if namespace is None:
-            return
-        profilis_configs: kopf.Index[str, ConfigEntry] = kwargs["profilis_configs"]
-        profilis_workloads: kopf.Index[str, WorkloadRef] = kwargs["profilis_workloads"]
-        entries = list(profilis_configs.get(namespace, ()))
-        own = next((entry for entry in entries if entry.name == name), None)
-        users = sorted(
-            (WORKLOAD_KINDS[ref.plural], ref.name)
-            for ref in profilis_workloads.get(namespace, ())
-            if ref.annotations.get(ANNOTATION_INJECT) == INJECT_TRUE and _uses(ref, name, entries)
-        )
-        status = {
-            "workloads": [{"kind": kind, "name": workload} for kind, workload in users],
-            "workloadCount": len(users),
-            "configHash": own.config.digest if own and own.config else None,
-            "valid": bool(own and own.config),
-            "message": (own.error if own else None) or "",
-            "observedGeneration": body.metadata.get("generation"),
-        }
-        current = {key: body.status.get(key) for key in status}
-        if current != status:  # an unchanged status is not written: no needless events
-            patch.status.update(status)
+    return {
+        "workloads": [{"kind": kind, "name": name} for kind, name in users],
+        "workloadCount": len(users),
+        "configHash": entry.config.digest if entry.config else None,
+        "valid": entry.config is not None,
+        "message": entry.error or "",
+        "observedGeneration": entry.generation,
+    }
+
+
+async def keep_config_statuses(
+    runtime: OperatorRuntime,
+    configs: kopf.Index[str, ConfigEntry],
+    workloads: kopf.Index[str, WorkloadRef],
+) -> None:
+    """Forever, every ``status_interval_s``: write the status of each ProfilisConfig whose
+    stored status differs from ``config_status`` (an unchanged one is not written)."""
+    while True:
+        for namespace in list(configs):
+            entries = list(configs.get(namespace, ()))
+            refs = list(workloads.get(namespace, ()))
+            for entry in entries:
+                status = config_status(entry, entries, refs)
+                if {key: entry.status.get(key) for key in status} == status:
+                    continue
+                try:
+                    await runtime.api.patch_config_status(namespace, entry.name, status)
+                except ApiError as exc:
+                    if exc.status != 404:  # deleted meanwhile: nothing to write
+                        runtime.metrics.errors.labels("workloads").inc()
+                        log.warning(
+                            "cannot write the status of %s/%s: %s", namespace, entry.name, exc
+                        )
+        await asyncio.sleep(runtime.options.status_interval_s)
 
 
 def _uses(ref: WorkloadRef, config_name: str, entries: list[ConfigEntry]) -> bool:
