@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 EXTRAS := dev
 
-.PHONY: setup system-tools helm test lint format bench demo chart image e2e-kind clean
+.PHONY: setup system-tools helm control-plane cluster test lint format bench demo chart image e2e-kind clean
 
 setup: $(STAMP) system-tools helm
 
@@ -34,7 +34,17 @@ $(STAMP): pyproject.toml
 helm:
 	@bash scripts/fetch-helm.sh || test $$? -eq 2
 
-test: setup
+# The real Kubernetes control plane for tests/k8s (scripts/build-control-plane.sh): built once
+# into ~/.cache/profilis (~10-20 min on 2 cores, progress shown), then reused in a second.
+# Exit 2 means "no Go here": tests/k8s then skip with that reason.
+control-plane:
+	@bash scripts/build-control-plane.sh >/dev/null || test $$? -eq 2
+
+# A control plane on 127.0.0.1 to try things by hand; prints its KUBECONFIG; Ctrl-C stops it.
+cluster: setup control-plane
+	$(BIN)/python -m tests.support.controlplane
+
+test: setup control-plane
 	$(BIN)/python -m pytest
 
 lint: setup

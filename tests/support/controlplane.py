@@ -451,8 +451,12 @@ class ControlPlane:
 
     def _component_kubeconfig(self, identity: str, files: Mapping[str, Path]) -> Path:
         path = self.workdir / "pki" / f"{identity}.kubeconfig"
-        client = _Issued(files[f"{identity}.crt"].read_bytes(), files[f"{identity}.key"].read_bytes())
-        path.write_text(json.dumps(kubeconfig(self.server, self.ca_pem, user=identity, client=client)))
+        client = _Issued(
+            files[f"{identity}.crt"].read_bytes(), files[f"{identity}.key"].read_bytes()
+        )
+        path.write_text(
+            json.dumps(kubeconfig(self.server, self.ca_pem, user=identity, client=client))
+        )
         return path
 
 
