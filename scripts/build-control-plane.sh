@@ -11,7 +11,8 @@
 #   scripts/build-control-plane.sh --print  print the assets folder if complete, else exit 3
 #
 # Where: $PROFILIS_K8S_ASSETS, default ${XDG_CACHE_HOME:-~/.cache}/profilis/k8s-v1.34.4.
-# A binary already in $KUBEBUILDER_ASSETS (envtest's folder) is used, not rebuilt.
+# A binary already in $KUBEBUILDER_ASSETS (envtest's folder) of a version that fits (Kubernetes
+# v1.34.x, etcd 3.5 or 3.6) is linked into the cache instead of built.
 # Cost on 2 cores, cold: ~20 min (the three Kubernetes binaries ~16, kwok ~4, etcd ~2);
 # ~4 GiB of Go build cache and ~2 GiB of module cache. Warm: a second.
 # Exit status: 0 built or present; 2 no Go here (tests then skip); else a failure.
@@ -27,8 +28,25 @@ CERT_MANAGER_VERSION="v1.19.2"
 ASSETS="${PROFILIS_K8S_ASSETS:-${XDG_CACHE_HOME:-$HOME/.cache}/profilis/k8s-${K8S_VERSION}}"
 BINARIES=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok)
 
-have() {  # have NAME: the binary is in KUBEBUILDER_ASSETS or in the cache
-    { [ -n "${KUBEBUILDER_ASSETS:-}" ] && [ -x "$KUBEBUILDER_ASSETS/$1" ]; } || [ -x "$ASSETS/bin/$1" ]
+fits() {  # fits NAME FILE: FILE is a version of NAME the plane can use
+    local version
+    version="$("$2" --version 2>/dev/null | head -n 1)" || return 1
+    case "$1" in
+        kube-*) [[ "$version" == "Kubernetes ${K8S_VERSION%.*}."* ]] ;;
+        etcd) [[ "$version" == "etcd Version: 3.5."* || "$version" == "etcd Version: 3.6."* ]] ;;
+        *) [ -n "$version" ] ;;
+    esac
+}
+
+have() {  # have NAME: the binary is in the cache, or is linked there from KUBEBUILDER_ASSETS
+    [ -x "$ASSETS/bin/$1" ] && return 0
+    local envtest="${KUBEBUILDER_ASSETS:-}/$1"
+    if [ -n "${KUBEBUILDER_ASSETS:-}" ] && [ -x "$envtest" ] && fits "$1" "$envtest"; then
+        mkdir -p "$ASSETS/bin"
+        ln -sfn "$envtest" "$ASSETS/bin/$1"
+        return 0
+    fi
+    return 1
 }
 
 complete() {
