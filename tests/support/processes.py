@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -21,8 +22,32 @@ from pathlib import Path
 __all__ = ["RunningProcess", "free_port", "run_process", "wait_for_port"]
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    """A TCP port on 127.0.0.1 that was free a moment ago, below the ephemeral range.
+
+    The kernel hands out ephemeral ports to every outgoing connection on the machine; a port
+    taken from that range (``bind(0)``) can be taken again by some client's connect() before
+    the test's server binds it ("address already in use" on a busy machine). Ports below
+    the range are only ever taken by an explicit bind.
+    """
+    low, _ = _ephemeral_range()
+    lowest = 10000 if low > 11000 else 1024
+    for _ in range(100):
+        port = random.randrange(lowest, low)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
