@@ -1,9 +1,9 @@
 """Fixtures of the tests on a real Kubernetes control plane (tests/support/controlplane.py).
 
-One plane per test session, started on first use and stopped at the end (exactly the
-processes it started). Where there is no Go toolchain the tests skip with one line; where
-Go is present but the binaries are not built, they fail and say how to build them
-(`make test` builds them first).
+One plane for this package's tests, started on first use and stopped after the last of them
+(exactly the processes it started), so it is not running while the rest of the suite does.
+Where there is no Go toolchain the tests skip with one line; where Go is present but the
+binaries are not built, they fail and say how to build them (`make test` builds them first).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ THIRD_PARTY_CRDS = (
 )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     assets, reason = assets_or_reason()
     if assets is None:
@@ -45,7 +45,7 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
         yield plane
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def kube(control_plane: ControlPlane) -> Iterator[Kube]:
     api = config.new_client_from_config(config_file=str(control_plane.admin_kubeconfig))
     try:
@@ -54,14 +54,14 @@ def kube(control_plane: ControlPlane) -> Iterator[Kube]:
         api.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def third_party_crds(kube: Kube) -> list[str]:
     """The real CRDs of the Prometheus Operator and cert-manager, Established."""
     crds = kube.plane.assets / "crds"
     return kube.apply_crds(crds / name for name in THIRD_PARTY_CRDS)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def helm(control_plane: ControlPlane) -> HelmCli:
     try:
         binary = find_or_fetch_helm()

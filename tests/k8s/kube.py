@@ -169,7 +169,21 @@ class Kube:
         what = f"{count} Running pods {selector} in {namespace}"
         if injected is not None:
             what += " (injected)" if injected else " (not injected)"
-        return wait_for(lambda: self.pods(namespace, selector), settled, what)
+        try:
+            return wait_for(lambda: self.pods(namespace, selector), settled, what)
+        except AssertionError:
+            seen = [
+                (
+                    p.metadata.name,
+                    p.status.phase,
+                    bool(p.metadata.deletion_timestamp),
+                    is_injected(p),
+                )
+                for p in self.pods(namespace, selector)
+            ]
+            raise AssertionError(
+                f"not within {WAIT_S:.0f} s: {what}; (name, phase, deleting, injected): {seen}"
+            ) from None
 
     def events(self, namespace: str, reason: str | None = None) -> list[client.CoreV1Event]:
         items = self.core.list_namespaced_event(namespace).items

@@ -5,7 +5,7 @@ keeps one fake node Ready and turns the pods scheduled onto it Running (there is
 here): Deployments roll out for real, admission webhooks are called, RBAC is enforced. The
 binaries come from ``scripts/build-control-plane.sh`` (built once, cached outside the
 repository); the PKI is generated afresh for every plane. ``tests/k8s/conftest.py`` starts
-one plane per test session; ``python -m tests.support.controlplane`` runs one until Ctrl-C.
+one plane for its tests; ``python -m tests.support.controlplane`` runs one until Ctrl-C.
 """
 
 from __future__ import annotations
