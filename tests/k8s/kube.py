@@ -181,8 +181,13 @@ class Kube:
                 )
                 for p in self.pods(namespace, selector)
             ]
+            sets = [
+                (r.metadata.name, r.spec.replicas, r.status.replicas, r.status.available_replicas)
+                for r in self.apps.list_namespaced_replica_set(namespace).items
+            ]
             raise AssertionError(
-                f"not within {WAIT_S:.0f} s: {what}; (name, phase, deleting, injected): {seen}"
+                f"not within {WAIT_S:.0f} s: {what}; (name, phase, deleting, injected): {seen}; "
+                f"ReplicaSets (name, wanted, has, available): {sets}"
             ) from None
 
     def events(self, namespace: str, reason: str | None = None) -> list[client.CoreV1Event]:

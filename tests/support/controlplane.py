@@ -357,6 +357,11 @@ class ControlPlane:
                 f"--manage-nodes-with-annotation-selector={'='.join(_KWOK_ANNOTATION)}",
                 f"--cidr={_POD_CIDR}",
                 "--node-ip=127.0.0.1",
+                # Heartbeats through a node Lease, renewed every few seconds. Without it kwok
+                # writes the node's status only every ~55 s, past the controller-manager's
+                # 50 s grace period: the node turned NotReady for a few seconds each minute,
+                # the node controller marked every pod on it unready, and rollouts stalled.
+                "--node-lease-duration-seconds=40",
                 f"--server-address=127.0.0.1:{free_port()}",
             ],
         )
