@@ -35,7 +35,7 @@ helm:
 	@bash scripts/fetch-helm.sh || test $$? -eq 2
 
 # The real Kubernetes control plane for tests/k8s (scripts/build-control-plane.sh): built once
-# into ~/.cache/profilis (~10-20 min on 2 cores, progress shown), then reused in a second.
+# into ~/.cache/profilis (~7.5 min on 2 cores, progress shown), then reused in a second.
 # Exit 2 means "no Go here": tests/k8s then skip with that reason.
 control-plane:
 	@bash scripts/build-control-plane.sh >/dev/null || test $$? -eq 2

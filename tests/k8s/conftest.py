@@ -17,9 +17,8 @@ from kubernetes import config
 
 from tests.chart.helm import HelmUnavailableError, find_or_fetch_helm
 from tests.k8s.kube import HelmCli, Kube, slug
-from tests.k8s.operator import LocalOperator, Release, out_of_cluster_values
+from tests.k8s.operator import LocalOperator, operator_release
 from tests.support.controlplane import ControlPlane, assets_or_reason, running
-from tests.support.processes import free_port
 
 #: The Prometheus Operator and cert-manager CRDs the chart's objects need (of the ones
 #: scripts/build-control-plane.sh generates or fetches).
@@ -87,13 +86,6 @@ def operator(
 ) -> Iterator[LocalOperator]:
     """The chart installed for an out-of-cluster operator, and that operator running here
     with the chart's identity; uninstalled when the module is done."""
-    port = free_port()
-    release = Release(helm, "profilis", "profilis-system", out_of_cluster_values(port))
-    release.install()
-    local = LocalOperator(kube, release, tmp_path_factory.mktemp("operator"), port)
-    try:
-        local.start()
+    workdir = tmp_path_factory.mktemp("operator")
+    with operator_release(kube, helm, "profilis", "profilis-system", workdir) as local:
         yield local
-    finally:
-        local.stop()
-        release.uninstall()

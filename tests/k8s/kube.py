@@ -209,6 +209,20 @@ def is_injected(pod: client.V1Pod) -> bool:
     return "profilis.io/status" in (pod.metadata.annotations or {})
 
 
+#: The ProfilisConfig resource, for the CustomObjectsApi calls.
+GROUP, VERSION, PLURAL = "profilis.io", "v1alpha1", "profilisconfigs"
+
+
+def profilis_config(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A ProfilisConfig as a user writes one."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ProfilisConfig",
+        "metadata": {"name": name},
+        "spec": dict(spec),
+    }
+
+
 def deployment(
     name: str,
     *,

@@ -28,7 +28,7 @@ import yaml
 
 from tests.chart.helm import CHART
 from tests.k8s.kube import PROFILIS_IMAGE, HelmCli, Kube, wait_for
-from tests.support.processes import free_port
+from tests.support.processes import free_port, stop_group
 
 
 @dataclass
@@ -215,13 +215,7 @@ class LocalOperator:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGCONT)  # a paused operator cannot exit
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        stop_group(self.proc, 30)
         self.proc = None
 
     @contextlib.contextmanager
@@ -233,3 +227,21 @@ class LocalOperator:
             yield
         finally:
             os.killpg(self.proc.pid, signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def operator_release(
+    kube: Kube, helm: HelmCli, name: str, namespace: str, workdir: Path, *values: str
+) -> Iterator[LocalOperator]:
+    """Install the chart for an out-of-cluster operator (``values`` on top), run that
+    operator here, and take both down on the way out."""
+    port = free_port()
+    release = Release(helm, name, namespace, out_of_cluster_values(port, *values))
+    release.install()
+    local = LocalOperator(kube, release, workdir, port)
+    try:
+        local.start()
+        yield local
+    finally:
+        local.stop()
+        release.uninstall()

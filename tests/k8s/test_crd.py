@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import yaml
 from kubernetes.client.rest import ApiException
 
-from tests.k8s.kube import Kube
+from tests.k8s.kube import GROUP, PLURAL, VERSION, Kube, profilis_config
 from tests.operator.test_crd import BAD, EXAMPLE
 from tests.support.controlplane import REPO_ROOT
 
 CRD_FILE = REPO_ROOT / "charts" / "profilis" / "crds" / "profilisconfig.yaml"
-GROUP, VERSION, PLURAL = "profilis.io", "v1alpha1", "profilisconfigs"
 #: Cross-field rules the schema states in CEL (x-kubernetes-validations).
 CEL_BAD = {
     "batchMax above queueSize": {"collector": {"queueSize": 10, "batchMax": 11}},
@@ -31,15 +29,6 @@ def crd(kube: Kube) -> Iterator[str]:
     """The chart's CRD, created as helm creates it (crds/ is applied before the templates)."""
     (name,) = kube.apply_crds([CRD_FILE])
     yield name
-
-
-def config(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ProfilisConfig",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
 
 
 def test_the_crd_is_established_with_the_status_subresource(kube: Kube, crd: str) -> None:
@@ -66,7 +55,7 @@ def test_the_example_is_accepted_with_strict_field_validation(
 
 def test_an_empty_spec_is_accepted_and_defaulted(kube: Kube, crd: str, namespace: str) -> None:
     created = kube.custom.create_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, config("empty", {}), field_validation="Strict"
+        GROUP, VERSION, namespace, PLURAL, profilis_config("empty", {}), field_validation="Strict"
     )
     assert created["spec"] == {}
 
@@ -78,7 +67,12 @@ def test_an_invalid_spec_is_refused_by_the_api_server(
     spec = copy.deepcopy({**BAD, **CEL_BAD}[case])
     with pytest.raises(ApiException) as refused:
         kube.custom.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, config("bad", spec), field_validation="Strict"
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            profilis_config("bad", spec),
+            field_validation="Strict",
         )
     assert refused.value.status == 422, refused.value.body
     assert "ProfilisConfig.profilis.io" in refused.value.body
@@ -87,12 +81,20 @@ def test_an_invalid_spec_is_refused_by_the_api_server(
 def test_a_cel_rule_names_the_field_in_its_message(kube: Kube, crd: str, namespace: str) -> None:
     with pytest.raises(ApiException) as refused:
         kube.custom.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, config("bad", CEL_BAD["batchMax above queueSize"])
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            profilis_config("bad", CEL_BAD["batchMax above queueSize"]),
         )
     assert "batchMax must not exceed queueSize" in refused.value.body
     with pytest.raises(ApiException) as refused:
         kube.custom.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, config("bad", CEL_BAD["otlp without an endpoint"])
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            profilis_config("bad", CEL_BAD["otlp without an endpoint"]),
         )
     assert "otlpEndpoint is required" in refused.value.body
 
@@ -102,7 +104,12 @@ def test_without_strict_validation_unknown_fields_are_pruned_not_stored(
 ) -> None:
     spec = {"sampling": {"rate": 0.5, "ratio": 0.1}, "tracing": {}}
     created = kube.custom.create_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, config("pruned", spec), field_validation="Ignore"
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        profilis_config("pruned", spec),
+        field_validation="Ignore",
     )
     assert "tracing" not in created["spec"]
     assert created["spec"]["sampling"]["rate"] == 0.5

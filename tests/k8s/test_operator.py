@@ -11,10 +11,9 @@ from typing import Any
 
 from kubernetes import client
 
-from tests.k8s.kube import Kube, deployment, wait_for
+from tests.k8s.kube import GROUP, PLURAL, VERSION, Kube, deployment, profilis_config, wait_for
 from tests.k8s.operator import LocalOperator
 
-GROUP, VERSION, PLURAL = "profilis.io", "v1alpha1", "profilisconfigs"
 INJECT = {"profilis.io/inject": "true"}
 
 
@@ -24,15 +23,6 @@ def containers_by_name(pod: client.V1Pod) -> dict[str, client.V1Container]:
 
 def env_of(container: client.V1Container) -> dict[str, str | None]:
     return {e.name: e.value for e in container.env or []}
-
-
-def profilis_config(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ProfilisConfig",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
 
 
 def test_an_annotated_deployment_gets_injected_running_pods(

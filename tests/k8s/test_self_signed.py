@@ -11,8 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.k8s.kube import HelmCli, Kube, deployment, wait_for
-from tests.k8s.operator import LocalOperator, Release, out_of_cluster_values
-from tests.support.processes import free_port
+from tests.k8s.operator import LocalOperator, operator_release
 
 INJECT = {"profilis.io/inject": "true"}
 #: The chart names the configuration <fullname>.profilis.io.
@@ -26,22 +25,18 @@ def self_signed(
     third_party_crds: list[str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LocalOperator]:
-    port = free_port()
-    values = out_of_cluster_values(
-        port,
+    workdir = tmp_path_factory.mktemp("self-signed")
+    with operator_release(
+        kube,
+        helm,
+        "selfsigned",
+        "profilis-selfsigned",
+        workdir,
         "certificates.mode=selfSigned",
-        # The interval at which the operator checks the caBundle: short, for the repair below.
+        # How often the operator checks the caBundle: short, for the repair below.
         "operator.extraArgs={--status-interval=1,--ca-bundle-interval=1}",
-    )
-    release = Release(helm, "selfsigned", "profilis-selfsigned", values)
-    release.install()
-    local = LocalOperator(kube, release, tmp_path_factory.mktemp("self-signed"), port)
-    try:
-        local.start()
+    ) as local:
         yield local
-    finally:
-        local.stop()
-        release.uninstall()
 
 
 def ca_bundle(kube: Kube) -> bytes:

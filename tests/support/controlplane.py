@@ -16,7 +16,6 @@ import contextlib
 import datetime as dt
 import ipaddress
 import json
-import os
 import shutil
 import signal
 import ssl
@@ -35,7 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.support.processes import free_port
+from tests.support.processes import free_port, stop_group
 
 __all__ = [
     "BUILD_SCRIPT",
@@ -236,15 +235,7 @@ class ControlPlane:
     def stop(self) -> None:
         """SIGTERM then SIGKILL exactly the processes this plane started, newest first."""
         for process in reversed(self._processes):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.proc.pid, signal.SIGTERM)
-        for process in reversed(self._processes):
-            try:
-                process.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.proc.pid, signal.SIGKILL)
-                process.proc.wait(10)
+            stop_group(process.proc)
         self._processes.clear()
 
     @property

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["RunningProcess", "free_port", "run_process", "wait_for_port"]
+__all__ = ["RunningProcess", "free_port", "run_process", "stop_group", "wait_for_port"]
 
 
 def _ephemeral_range() -> tuple[int, int]:
@@ -89,16 +89,25 @@ class RunningProcess:
 
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM the process group, SIGKILL after ``timeout``; return the exit code."""
-        if self.proc.poll() is None:
-            self.signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.signal(signal.SIGKILL)
-                self.proc.wait(timeout)
+        returncode = stop_group(self.proc, timeout)
         # Workers of a server may outlive their master by a moment: clean the group too.
         self.signal(signal.SIGKILL)
-        return self.proc.returncode
+        return returncode
+
+
+def stop_group(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
+    """SIGTERM the process group of ``proc`` (started with ``start_new_session``), SIGKILL
+    it after ``timeout``; return the exit code."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout)
+    return proc.returncode
 
 
 @contextlib.contextmanager
