@@ -13,7 +13,7 @@ import yaml
 from kubernetes.client.rest import ApiException
 
 from tests.k8s.kube import GROUP, PLURAL, VERSION, Kube, profilis_config
-from tests.operator.test_crd import BAD, EXAMPLE
+from tests.operator.test_crd import BAD, EXAMPLE, UNKNOWN
 from tests.support.controlplane import REPO_ROOT
 
 CRD_FILE = REPO_ROOT / "charts" / "profilis" / "crds" / "profilisconfig.yaml"
@@ -67,15 +67,28 @@ def test_an_invalid_spec_is_refused_by_the_api_server(
     spec = copy.deepcopy({**BAD, **CEL_BAD}[case])
     with pytest.raises(ApiException) as refused:
         kube.custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, profilis_config("bad", spec)
+        )
+    assert refused.value.status == 422, refused.value.body
+    assert "ProfilisConfig.profilis.io" in refused.value.body
+
+
+@pytest.mark.parametrize("case", sorted(UNKNOWN))
+def test_an_unknown_field_is_refused_under_strict_field_validation(
+    kube: Kube, crd: str, namespace: str, case: str
+) -> None:
+    spec, path, _ = UNKNOWN[case]
+    with pytest.raises(ApiException) as refused:
+        kube.custom.create_namespaced_custom_object(
             GROUP,
             VERSION,
             namespace,
             PLURAL,
-            profilis_config("bad", spec),
-            field_validation="Strict",
+            profilis_config("bad", copy.deepcopy(spec)),
+            field_validation="Strict",  # what kubectl sends by default
         )
-    assert refused.value.status == 422, refused.value.body
-    assert "ProfilisConfig.profilis.io" in refused.value.body
+    assert refused.value.status == 400, refused.value.body
+    assert f'unknown field \\"{path.lstrip(".")}\\"' in refused.value.body
 
 
 @pytest.mark.parametrize(
