@@ -4,8 +4,8 @@ kopf logs in, lists and watches; its indices hold the ProfilisConfigs (resolved 
 change) and the opted-in namespaces, which the webhook reads live. The startup handler
 starts what kopf does not run itself: the webhook server, the health server, the Event
 recorder, the ProfilisConfig status writer and, with ``--self-signed``, the certificate and
-the caBundle keeper. The same
-``register`` serves ``profilis-operator`` and the tests' ``kopf run`` (fresh registry each).
+the caBundle keeper. The same ``register`` serves ``profilis-operator`` and the tests'
+``kopf run`` (fresh registry each).
 """
 
 from __future__ import annotations

@@ -1,21 +1,20 @@
 """The few Kubernetes API calls kopf does not make for us, and the Events the webhook records.
 
-kopf patches the objects its handlers are about; ``KubeApi`` does the rest: annotating a
-workload's pod template when a ProfilisConfig changes and writing each ProfilisConfig's
-status (``profilis_operator.workloads``), setting the webhook configuration's ``caBundle``
-(``profilis_operator.certs``), reading the server version, posting Events
-(``EventRecorder``). It logs in exactly as kopf does (``connection_info``: in-cluster service
-account, else ``KUBECONFIG``); a 401 makes it log in again once (rotated service-account
-tokens).
+kopf lists and watches; ``KubeApi`` makes the operator's own calls: annotating a workload's
+pod template and writing each ProfilisConfig's status (``profilis_operator.workloads``),
+setting the webhook configuration's ``caBundle`` (``profilis_operator.certs``), reading the
+server version, posting Events (``EventRecorder``). It logs in exactly as kopf does
+(``connection_info``: in-cluster service account, else ``KUBECONFIG``); a 401 makes it log
+in again once (rotated service-account tokens).
 
 The calls go through the official ``kubernetes`` client, off the event loop
 (``asyncio.to_thread``). Why that client: one Kubernetes client library for the operator and
 its tests; typed APIs (paths, parameters, models) instead of URLs spliced by hand; and TLS set
 up by the client from the login's credentials (inline kubeconfig data is base64 text, not
 PEM, which the hand-made ``ssl`` context this replaced got wrong). Why off the loop: the
-operator makes only a handful of calls (the version at start-up, a patch when a config
-changes, an Event per rollout), so a thread hop per call costs nothing that matters, and the
-webhook never waits for one (Events are queued).
+operator makes only a handful of calls (the version at start-up, a patch when a workload opts
+in or out or its config changes, an Event per rollout), so a thread hop per call costs
+nothing that matters, and the webhook never waits for one (Events are queued).
 """
 
 from __future__ import annotations

@@ -119,7 +119,7 @@ class _AppliedTemplates:
     a real one. A watch can deliver events older than our own patch (the controller-manager
     updated the status in between): their body still lacks the change, and patching again
     would be the same write twice. A template change raises ``metadata.generation``; an
-    event at a generation below the one our patch produced predates it."""
+    event at a generation below the one our patch's answer carried predates it."""
 
     def __init__(self) -> None:
         self._by_uid: dict[str, tuple[int, dict[str, str | None]]] = {}
@@ -162,14 +162,30 @@ def register(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -> None:
         uid = str(body.metadata.uid or "")
         return {namespace: WorkloadRef(resource.plural, name, uid, annotations, template)}
 
+    async def apply(
+        plural: str, namespace: str, name: str, uid: str, changes: Mapping[str, str | None]
+    ) -> None:
+        """Patch the template (one code path for both handlers) and remember the generation
+        the API server answered with; a failed patch is not remembered, so the workload's
+        next event tries again."""
+        try:
+            generation = await runtime.api.patch_template_annotations(
+                plural, namespace, name, changes
+            )
+        except ApiError as exc:
+            runtime.metrics.errors.labels("workloads").inc()
+            log.warning("cannot update %s %s/%s: %s", plural, namespace, name, exc)
+            return
+        applied.record(uid, generation, changes)
+        _report(runtime, plural, namespace, name, changes)
+
     @kopf.on.event(_is_workload, id="reconcile_workload", registry=registry)
-    def reconcile_workload(
+    async def reconcile_workload(
         body: kopf.Body,
         type: str,
         namespace: str | None,
         name: str,
         resource: kopf.Resource,
-        patch: kopf.Patch,
         **kwargs: Any,
     ) -> None:
         uid = str(body.metadata.uid or "")
@@ -189,11 +205,7 @@ def register(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -> None:
         changes = template_changes(annotations, template, config_hash)
         generation = body.metadata.get("generation")
         if changes and not applied.already_applied(uid, generation, changes):
-            # kopf applies it as a merge patch once the handler returns; a template change
-            # raises the generation by one.
-            patch.spec["template"] = {"metadata": {"annotations": changes}}
-            applied.record(uid, generation + 1 if generation is not None else None, changes)
-            _report(runtime, resource.plural, namespace, name, changes)
+            await apply(resource.plural, namespace, name, uid, changes)
 
     @kopf.on.event(
         API_GROUP, API_VERSION, CONFIG_PLURAL, id="reconcile_config_users", registry=registry
@@ -217,19 +229,8 @@ def register(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -> None:
                 entries, ref.annotations.get(ANNOTATION_CONFIG), runtime.options.defaults
             )
             changes = template_changes(ref.annotations, ref.template_annotations, config_hash)
-            if not changes:
-                continue
-            try:
-                generation = await runtime.api.patch_template_annotations(
-                    ref.plural, namespace, ref.name, changes
-                )
-            except ApiError as exc:
-                runtime.metrics.errors.labels("workloads").inc()
-                # Not fatal: the workload's own next event re-applies the same rule.
-                log.warning("cannot update %s %s/%s: %s", ref.plural, namespace, ref.name, exc)
-                continue
-            applied.record(ref.uid, generation, changes)
-            _report(runtime, ref.plural, namespace, ref.name, changes)
+            if changes:
+                await apply(ref.plural, namespace, ref.name, ref.uid, changes)
 
 
 def config_status(
