@@ -8,6 +8,7 @@ by the same rules (``profilis._validation``), its errors naming fields instead o
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -19,6 +20,7 @@ from profilis._validation import check_bool, check_float, check_int
 from profilis.errors import ConfigError
 
 __all__ = [
+    "DEFAULTS_VAR",
     "DEFAULT_COLLECTOR_ADDRESS",
     "ENV_VARS",
     "EXPORTERS",
@@ -297,6 +299,10 @@ _ENV_BY_FIELD: Final = {
     "redact": "PROFILIS_REDACT",
 }
 ENV_VARS: Final[tuple[str, ...]] = tuple(_ENV_BY_FIELD.values())
+#: A JSON object of ``PROFILIS_*`` variables used where the environment itself does not set
+#: them. The operator puts the injected settings here for a container with ``envFrom``: an
+#: ``env`` entry would override the value the app's ConfigMap or Secret gives, this cannot.
+DEFAULTS_VAR: Final = "PROFILIS_DEFAULTS"
 
 _TRUE: Final = frozenset({"true", "1", "yes", "on"})
 _FALSE: Final = frozenset({"false", "0", "no", "off"})
@@ -315,7 +321,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
     """
     source = os.environ if environ is None else environ
     # Surrounding blanks are dropped: values often come from YAML with a stray newline.
-    raw = {name: text for name in ENV_VARS if (text := source.get(name, "").strip())}
+    raw = _defaults_layer(source.get(DEFAULTS_VAR, "").strip())
+    raw.update({name: text for name in ENV_VARS if (text := source.get(name, "").strip())})
     try:
         return _config_from(raw)
     except ConfigError as error:
@@ -325,6 +332,22 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         written = raw.get(name)
         got = error.got if isinstance(error.got, str) or written is None else written
         raise ConfigError(name, error.accepted, got) from None
+
+
+def _defaults_layer(text: str) -> dict[str, str]:
+    """The variables ``PROFILIS_DEFAULTS`` holds (blanks dropped, like the environment's)."""
+    if not text:
+        return {}
+    accepted = f"a JSON object whose keys are among {', '.join(ENV_VARS)} and values strings"
+    try:
+        layer = json.loads(text)
+    except ValueError:
+        raise ConfigError(DEFAULTS_VAR, accepted, text) from None
+    if not isinstance(layer, dict) or not all(
+        name in ENV_VARS and isinstance(value, str) for name, value in layer.items()
+    ):
+        raise ConfigError(DEFAULTS_VAR, accepted, text)
+    return {name: value.strip() for name, value in layer.items() if value.strip()}
 
 
 def _config_from(raw: dict[str, str]) -> Config:

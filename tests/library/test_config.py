@@ -429,3 +429,33 @@ def test_collector_address_errors_name_the_setting_given() -> None:
 def test_collector_address_in_code_is_checked(fields: dict[str, object], named: str) -> None:
     with pytest.raises(ConfigError, match=f"^{named} must be "):
         CollectorAddress(**fields)  # type: ignore[arg-type]
+
+
+def test_defaults_var_fills_only_what_the_environment_leaves_unset() -> None:
+    environ = {
+        "PROFILIS_DEFAULTS": '{"PROFILIS_SAMPLE_RATE": "0.5", "PROFILIS_SERVICE_NAME": "x",'
+        ' "PROFILIS_QUEUE_SIZE": " "}',
+        "PROFILIS_SAMPLE_RATE": "0.1",
+    }
+
+    config = load_config(environ)
+
+    assert (config.sample_rate, config.service_name) == (0.1, "x")
+    assert config.queue_size == Config().queue_size  # a blank default means unset
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"PROFILIS_SAMPLE_RATE": 0.5}', '{"PATH": "/bin"}', '["PROFILIS_DEBUG"]', "{not json"],
+)
+def test_a_bad_defaults_var_names_it_and_what_it_accepts(text: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config({"PROFILIS_DEFAULTS": text})
+
+    assert raised.value.setting == "PROFILIS_DEFAULTS"
+    assert "JSON object" in str(raised.value) and "PROFILIS_SAMPLE_RATE" in str(raised.value)
+
+
+def test_a_bad_value_inside_the_defaults_var_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="PROFILIS_SAMPLE_RATE"):
+        load_config({"PROFILIS_DEFAULTS": '{"PROFILIS_SAMPLE_RATE": "2"}'})
