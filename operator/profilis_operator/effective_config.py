@@ -28,6 +28,7 @@ from profilis.config import INSTRUMENTATIONS, Config
 from profilis.errors import ConfigError
 from profilis.k8s import DEFAULT_IMAGE_REPOSITORY, DEFAULT_METRICS_PORT
 from profilis_operator.errors import InvalidConfigError
+from profilis_operator.pod_resources import amounts_of
 
 __all__ = [
     "BUILTIN_SPEC",
@@ -63,15 +64,17 @@ BUILTIN_SPEC: Final[Mapping[str, Mapping[str, object]]] = {
 #: Fields with no schema default: a ProfilisConfig that leaves them out gets the operator's.
 _OPERATOR_FIELDS: Final = {"sidecar": ("image", "resources"), "agent": ("resources",)}
 _OPTIONAL_FIELDS: Final = {"exporters": ("otlpEndpoint",)}
-#: Requests sized for the sidecar's measured idle use; no CPU limit, so a burst is not
-#: throttled, and a memory limit, so a leak cannot take the node's memory.
+#: Requests sized for the sidecar's measured idle use. Requests and limits of both CPU and
+#: memory: a ResourceQuota on any of them refuses a pod whose containers leave one out, and
+#: LimitRanger's defaults are applied before the webhook adds its containers. The CPU limit
+#: leaves room for bursts (a throttled sidecar shows as agent queue depth, not as drops).
 _DEFAULT_SIDECAR_RESOURCES: Final = {
     "requests": {"cpu": "10m", "memory": "32Mi"},
-    "limits": {"memory": "128Mi"},
+    "limits": {"cpu": "500m", "memory": "128Mi"},
 }
 _DEFAULT_AGENT_RESOURCES: Final = {
     "requests": {"cpu": "10m", "memory": "16Mi"},
-    "limits": {"memory": "64Mi"},
+    "limits": {"cpu": "100m", "memory": "64Mi"},
 }
 _QUANTITY_KEYS: Final = frozenset({"cpu", "memory", "ephemeral-storage"})
 #: Kubernetes' own quantity syntax: a pod with anything else would be refused by the API
@@ -189,8 +192,11 @@ def resolve(
 def _build(merged: Mapping[str, Mapping[str, Any]], service: object) -> InjectionConfig:
     sampling, collector = merged["sampling"], merged["collector"]
     exporters_section, sidecar = merged["exporters"], merged["sidecar"]
-    if service is not None and not (isinstance(service, str) and 0 < len(service) <= 255):
-        raise ConfigError("serviceName", "a non-empty string of at most 255 characters", service)
+    if service is not None and not (
+        isinstance(service, str) and 0 < len(service) <= 255 and service.isprintable()
+    ):
+        accepted = "a non-empty string of at most 255 printable characters"
+        raise ConfigError("serviceName", accepted, service)
     exporters = _names("exporters.enabled", exporters_section["enabled"], EXPORTERS)
     otlp_endpoint = exporters_section.get("otlpEndpoint")
     disabled = _names(
@@ -314,4 +320,10 @@ def _resources(setting: str, value: object) -> Resources:
                     f"{setting}.{kind}.{name}", "a quantity such as 100m or 64Mi", amount
                 )
         result[kind] = {name: str(amount) for name, amount in amounts.items()}
+    # The API server refuses a container whose request is above its limit.
+    requests, limits = amounts_of(result.get("requests")), amounts_of(result.get("limits"))
+    for name, limit in limits.items():
+        if name in requests and requests[name] > limit:
+            accepted = f"at most the limit {result['limits'][name]}"
+            raise ConfigError(f"{setting}.requests.{name}", accepted, result["requests"][name])
     return result

@@ -22,34 +22,46 @@ import jsonpatch
 import jsonpointer
 
 from profilis import __version__
-from profilis.config import DEFAULT_COLLECTOR_ADDRESS
 from profilis.k8s import (
     AGENT_MOUNT_PATH,
     AGENT_VOLUME,
     ANNOTATION_CONTAINER_NAMES,
     ANNOTATION_STATUS,
     INIT_CONTAINER_NAME,
-    METRICS_PORT_NAME,
     SIDECAR_CONTAINER_NAME,
     SOCKET_DIR,
     SOCKET_VOLUME,
 )
+from profilis_operator import additions
+from profilis_operator.additions import agent_env, list_at
+from profilis_operator.constraints import NamespaceConstraints, refusal
 from profilis_operator.effective_config import InjectionConfig
 
-__all__ = ["ClusterCapabilities", "Injection", "agent_env", "inject", "service_name_of"]
+__all__ = [
+    "SKIP_REASONS",
+    "ClusterCapabilities",
+    "Injection",
+    "agent_env",
+    "annotation_operation",
+    "inject",
+    "service_name_of",
+]
 
-#: The non-root user of the Profilis image (distroless' "nonroot").
-_NON_ROOT_ID: Final = 65532
-_SECURITY_CONTEXT: Final = {
-    "runAsNonRoot": True,
-    "runAsUser": _NON_ROOT_ID,
-    "runAsGroup": _NON_ROOT_ID,
-    "readOnlyRootFilesystem": True,
-    "allowPrivilegeEscalation": False,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
-_DOWNWARD_API: Final = (("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace"))
+#: Why ``inject`` leaves an opted-in pod alone (each has a runbook entry).
+SKIP_REASONS: Final = (
+    "malformed-pod",
+    "already-injected",
+    "host-network",
+    "windows-pod",
+    "pod-level-resources",
+    "name-conflict",
+    "no-target-container",
+    "metrics-port-taken",
+    "limit-range",
+    "resource-quota",
+)
+#: How far above the configured metrics port the sidecar may move to dodge the pod's ports.
+_PORT_SEARCH: Final = 100
 # The pod-template-hash a ReplicaSet puts into its pods' names: "web-5d8f7b9c4-" -> "web".
 _TEMPLATE_HASH_SUFFIX: Final = re.compile(r"-[a-z0-9]{5,10}-?$")
 
@@ -90,9 +102,16 @@ def _skip(reason: str, message: str, notes: Sequence[str] = ()) -> Injection:
 
 
 def inject(
-    pod: Mapping[str, Any], config: InjectionConfig, capabilities: ClusterCapabilities
+    pod: Mapping[str, Any],
+    config: InjectionConfig,
+    capabilities: ClusterCapabilities,
+    constraints: NamespaceConstraints | None = None,
 ) -> Injection:
-    """The patch that instruments ``pod`` (the agent, the sidecar, env, volumes, status)."""
+    """The patch that instruments ``pod`` (the agent, the sidecar, env, volumes, status).
+
+    ``constraints`` are the LimitRanges and ResourceQuotas of the pod's namespace: containers
+    that would make the API server refuse the pod are not added.
+    """
     spec = pod.get("spec")
     metadata = pod.get("metadata") or {}
     if not isinstance(spec, Mapping):
@@ -110,6 +129,15 @@ def inject(
     if spec.get("hostNetwork") is True:
         # Every pod of the node would bind the same metrics port.
         return _skip("host-network", "pods on the host network are not instrumented")
+    if _is_windows(spec):
+        # The agent and the sidecar are Linux images, and their securityContext fields are
+        # refused for Windows pods.
+        return _skip("windows-pod", "Windows pods are not instrumented (Linux-only images)")
+    if spec.get("resources"):
+        # The API server wants the pod's own requests and limits to cover its containers';
+        # resizing the user's pod budget is not the webhook's call.
+        message = "the pod sets pod-level resources (spec.resources) for its own containers"
+        return _skip("pod-level-resources", message)
     conflict = _name_conflict(spec)
     if conflict:
         return _skip("name-conflict", f"the pod already has {conflict}")
@@ -128,18 +156,26 @@ def inject(
     if not chosen:
         return _skip("no-target-container", "no container can be instrumented", notes)
 
+    metrics_port = _free_metrics_port(spec, config.metrics_port)
+    if metrics_port is None:
+        top = config.metrics_port + _PORT_SEARCH
+        message = f"the pod declares every port from {config.metrics_port} to {top}"
+        return _skip("metrics-port-taken", message, notes)
     service = service_name_of(pod, config)
+    installer = additions.installer(config)
+    sidecar = additions.sidecar(config, service, metrics_port)
+    if constraints is not None:
+        refused = refusal(pod, [installer, sidecar], capabilities.native_sidecars, constraints)
+        if refused is not None:
+            return _skip(*refused, notes)
     patched = copy.deepcopy(dict(pod))
     new_spec = patched["spec"]
     for index in chosen:
-        _instrument(new_spec["containers"][index], config, service)
-    volumes = _list(new_spec, "volumes")
-    volumes.append({"name": AGENT_VOLUME, "emptyDir": {"sizeLimit": "64Mi"}})
-    volumes.append({"name": SOCKET_VOLUME, "emptyDir": {"sizeLimit": "1Mi"}})
-    init_containers = _list(new_spec, "initContainers")
+        additions.instrument(new_spec["containers"][index], config, service)
+    list_at(new_spec, "volumes").extend(copy.deepcopy(list(additions.VOLUMES)))
+    init_containers = list_at(new_spec, "initContainers")
     # Appended: the user's init containers run first and exactly as before.
-    init_containers.append(_installer(config))
-    sidecar = _sidecar(config, service)
+    init_containers.append(installer)
     if capabilities.native_sidecars:
         sidecar["restartPolicy"] = "Always"
         init_containers.append(sidecar)
@@ -158,11 +194,14 @@ def inject(
             "configHash": config.digest,
             "containers": list(names),
             "sidecar": "native" if capabilities.native_sidecars else "container",
+            "metricsPort": metrics_port,
         },
         separators=(",", ":"),
     )
     operations = _operations(pod, patched, chosen)
     message = f"instrumented {', '.join(names)} (config {config.digest})"
+    if metrics_port != config.metrics_port:
+        notes.append(f"the pod declares port {config.metrics_port}: metrics on {metrics_port}")
     return Injection(operations, "injected", message, names, tuple(notes))
 
 
@@ -192,16 +231,19 @@ def _operations(
         elif before is not None:
             for item in after[len(before) :]:
                 operations.append({"op": "add", "path": f"/spec/{key}/-", "value": item})
-    status = {ANNOTATION_STATUS: patched["metadata"]["annotations"][ANNOTATION_STATUS]}
+    status = patched["metadata"]["annotations"][ANNOTATION_STATUS]
+    operations.append(annotation_operation(pod, ANNOTATION_STATUS, status))
+    return operations
+
+
+def annotation_operation(pod: Mapping[str, Any], key: str, value: str) -> dict[str, Any]:
+    """The RFC 6902 operation that sets annotation ``key`` on ``pod``, whatever it has."""
     metadata = pod.get("metadata")
     if not isinstance(metadata, Mapping):
-        operations.append({"op": "add", "path": "/metadata", "value": {"annotations": status}})
-    elif not isinstance(metadata.get("annotations"), Mapping):
-        operations.append({"op": "add", "path": "/metadata/annotations", "value": status})
-    else:
-        path = "/metadata/annotations/" + jsonpointer.escape(ANNOTATION_STATUS)
-        operations.append({"op": "add", "path": path, "value": status[ANNOTATION_STATUS]})
-    return operations
+        return {"op": "add", "path": "/metadata", "value": {"annotations": {key: value}}}
+    if not isinstance(metadata.get("annotations"), Mapping):
+        return {"op": "add", "path": "/metadata/annotations", "value": {key: value}}
+    return {"op": "add", "path": "/metadata/annotations/" + jsonpointer.escape(key), "value": value}
 
 
 def _already_injected_message(status: object) -> str:
@@ -254,10 +296,9 @@ def _unfit(container: Mapping[str, Any]) -> str | None:
     for key, items in (("env", env), ("volumeMounts", mounts)):
         if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
             return f"its {key} is not a list of objects"
-    for item in env:
-        if isinstance(item, Mapping) and item.get("name") == "PYTHONPATH" and "valueFrom" in item:
-            # Its value is unknown here; replacing it could break the app's imports.
-            return "PYTHONPATH comes from valueFrom"
+    names = {item.get("name") for item in env}
+    if additions.APP_PYTHONPATH_VAR in names:
+        return f"it already defines {additions.APP_PYTHONPATH_VAR}"
     paths = {m.get("mountPath") for m in mounts}
     for path in (AGENT_MOUNT_PATH, SOCKET_DIR):
         if path in paths:
@@ -283,121 +324,25 @@ def service_name_of(pod: Mapping[str, Any], config: InjectionConfig) -> str:
     return "unknown_service"
 
 
-def agent_env(config: InjectionConfig, service: str) -> list[tuple[str, str]]:
-    """The ``PROFILIS_*`` variables an instrumented container gets (read by profilis.config)."""
-    env = [
-        ("PROFILIS_SERVICE_NAME", service),
-        ("PROFILIS_SAMPLE_RATE", repr(config.sample_rate)),
-        ("PROFILIS_QUEUE_SIZE", str(config.queue_size)),
-        ("PROFILIS_BATCH_MAX", str(config.batch_max)),
-        ("PROFILIS_FLUSH_INTERVAL", repr(config.flush_interval_s)),
-        ("PROFILIS_DROP_OLDEST", _bool(config.drop_oldest)),
-        # Inside a pod the agent always sends to the sidecar; the sidecar forwards the rest.
-        ("PROFILIS_EXPORTERS", "collector"),
-        ("PROFILIS_COLLECTOR_ADDRESS", DEFAULT_COLLECTOR_ADDRESS),
-        ("PROFILIS_REDACT", _bool(config.redact)),
-        ("PROFILIS_DEBUG", _bool(config.debug)),
-    ]
-    if config.exclude_routes:
-        env.append(("PROFILIS_EXCLUDE_ROUTES", ",".join(config.exclude_routes)))
-    if config.disabled_instrumentations:
-        env.append(
-            ("PROFILIS_DISABLED_INSTRUMENTATIONS", ",".join(config.disabled_instrumentations))
-        )
-    return env
+def _is_windows(spec: Mapping[str, Any]) -> bool:
+    os_spec = spec.get("os")
+    node_selector = spec.get("nodeSelector")
+    return (isinstance(os_spec, Mapping) and os_spec.get("name") == "windows") or (
+        isinstance(node_selector, Mapping) and node_selector.get("kubernetes.io/os") == "windows"
+    )
 
 
-def _list(parent: dict[str, Any], key: str) -> list[Any]:
-    """``parent[key]``, a list, made empty when absent or null (a null is valid JSON there)."""
-    if parent.get(key) is None:
-        parent[key] = []
-    items: list[Any] = parent[key]
-    return items
-
-
-def _bool(value: bool) -> str:
-    return "true" if value else "false"
-
-
-def _instrument(container: dict[str, Any], config: InjectionConfig, service: str) -> None:
-    env: list[dict[str, Any]] = _list(container, "env")
-    defined = {item.get("name") for item in env if isinstance(item, Mapping)}
-    python_path = next((item for item in env if item.get("name") == "PYTHONPATH"), None)
-    if python_path is None:
-        # An envFrom source may define PYTHONPATH; "$(PYTHONPATH)" keeps its value (the
-        # kubelet expands references to envFrom variables too).
-        tail = ":$(PYTHONPATH)" if container.get("envFrom") else ""
-        env.append({"name": "PYTHONPATH", "value": AGENT_MOUNT_PATH + tail})
-    else:
-        existing = python_path.get("value") or ""
-        python_path["value"] = f"{AGENT_MOUNT_PATH}:{existing}" if existing else AGENT_MOUNT_PATH
-    # Variables the container sets itself win: a per-container override is a feature.
-    for name, value in agent_env(config, service):
-        if name not in defined:
-            env.append({"name": name, "value": value})
-    env.extend(_downward_api(defined))
-    mounts = _list(container, "volumeMounts")
-    mounts.append({"name": AGENT_VOLUME, "mountPath": AGENT_MOUNT_PATH, "readOnly": True})
-    mounts.append({"name": SOCKET_VOLUME, "mountPath": SOCKET_DIR})
-
-
-def _downward_api(defined: set[object]) -> list[dict[str, Any]]:
-    return [
-        {"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}}
-        for name, path in _DOWNWARD_API
-        if name not in defined
-    ]
-
-
-def _installer(config: InjectionConfig) -> dict[str, Any]:
-    return {
-        "name": INIT_CONTAINER_NAME,
-        "image": config.image,
-        "imagePullPolicy": config.image_pull_policy,
-        "command": ["profilis-agent", "install", AGENT_MOUNT_PATH],
-        "resources": _plain_resources(config.agent_resources),
-        "securityContext": copy.deepcopy(_SECURITY_CONTEXT),
-        "volumeMounts": [{"name": AGENT_VOLUME, "mountPath": AGENT_MOUNT_PATH}],
-    }
-
-
-def _sidecar(config: InjectionConfig, service: str) -> dict[str, Any]:
-    command = [
-        "profilis-sidecar",
-        *("--listen", DEFAULT_COLLECTOR_ADDRESS),
-        *("--metrics-port", str(config.metrics_port)),
-        # Explicit, though the default: Prometheus scrapes the pod IP.
-        *("--metrics-host", "0.0.0.0"),
-        *("--service", service),
-    ]
-    if "otlp" in config.exporters and config.otlp_endpoint:
-        command += ["--forward", f"otlp:{config.otlp_endpoint}"]
-    if "console" in config.exporters:
-        command += ["--forward", "console:json"]
-    probe_target = {"path": "/readyz", "port": METRICS_PORT_NAME}
-    return {
-        "name": SIDECAR_CONTAINER_NAME,
-        "image": config.image,
-        "imagePullPolicy": config.image_pull_policy,
-        "command": command,
-        "env": _downward_api(set()),
-        "ports": [
-            {"name": METRICS_PORT_NAME, "containerPort": config.metrics_port, "protocol": "TCP"}
-        ],
-        # The app starts once this passes (native sidecars), so its first batches find the
-        # socket; 30 x 1 s covers a slow image start.
-        "startupProbe": {"httpGet": probe_target, "periodSeconds": 1, "failureThreshold": 30},
-        # No readiness probe on purpose: telemetry must never take the app out of service.
-        "livenessProbe": {
-            "httpGet": {"path": "/healthz", "port": METRICS_PORT_NAME},
-            "periodSeconds": 10,
-            "failureThreshold": 3,
-        },
-        "resources": _plain_resources(config.sidecar_resources),
-        "securityContext": copy.deepcopy(_SECURITY_CONTEXT),
-        "volumeMounts": [{"name": SOCKET_VOLUME, "mountPath": SOCKET_DIR}],
-    }
-
-
-def _plain_resources(resources: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
-    return {kind: dict(amounts) for kind, amounts in resources.items()}
+def _free_metrics_port(spec: Mapping[str, Any], wanted: int) -> int | None:
+    """``wanted``, or the first port above it that no container of the pod declares (they
+    share one network namespace with the sidecar); None if none within ``_PORT_SEARCH``."""
+    taken: set[object] = set()
+    for key in ("containers", "initContainers"):
+        for container in spec.get(key) or []:
+            ports = container.get("ports") if isinstance(container, Mapping) else None
+            for port in ports if isinstance(ports, list) else ():
+                if isinstance(port, Mapping):
+                    taken.add(port.get("containerPort"))
+    for candidate in range(wanted, min(wanted + _PORT_SEARCH, 65535) + 1):
+        if candidate not in taken:
+            return candidate
+    return None

@@ -128,10 +128,12 @@ class PodRunner:
                 f"container {container.get('name')} has no command (images have no entrypoint here)"
             )
         argv = [local(_expand(part, env)) for part in command]
-        if (
-            _repository(container.get("image", "")) == DEFAULT_IMAGE_REPOSITORY
-            and argv[0] in _PROFILIS_COMMANDS
-        ):
+        repository = _repository(container.get("image", ""))
+        # The Profilis image, from Docker Hub or a mirror ("registry/profilis/profilis").
+        is_profilis = repository == DEFAULT_IMAGE_REPOSITORY or repository.endswith(
+            "/" + DEFAULT_IMAGE_REPOSITORY
+        )
+        if is_profilis and argv[0] in _PROFILIS_COMMANDS:
             argv = [*_PROFILIS_COMMANDS[argv[0]], *argv[1:]]
         cwd = container.get("workingDir")
         cwd = local(cwd) if cwd else image.get("workdir")

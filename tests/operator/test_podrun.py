@@ -53,11 +53,24 @@ def test_mount_paths_env_and_network_are_mapped_locally(tmp_path: Path) -> None:
     assert "127.0.0.1:8000" in argv
     assert env["PYTHONPATH"] == str(tmp_path / "profilis-agent")
     assert env["PROFILIS_COLLECTOR_ADDRESS"] == f"unix://{tmp_path / 'profilis-run'}/collector.sock"
-    assert env["POD_NAME"] == "shop-7c9f8d6b54-x2x9q" and env["POD_NAMESPACE"] == "shop"
+    assert not {"POD_NAME", "POD_NAMESPACE"} & set(env)  # the app gets no pod identity
     assert cwd == str(APPS)
     sidecar_argv, _, _ = runner.argv_env_cwd(runner.init_containers[-1])
     assert sidecar_argv[:3] == [sys.executable, "-m", "profilis_sidecar"]
-    assert "127.0.0.1" in sidecar_argv
+    assert "--metrics-host=127.0.0.1" in sidecar_argv
+    _, sidecar_env, _ = runner.argv_env_cwd(runner.init_containers[-1])
+    assert sidecar_env["POD_NAME"] == "shop-7c9f8d6b54-x2x9q"
+    assert sidecar_env["POD_NAMESPACE"] == "shop"
+
+
+@pytest.mark.parametrize("registry", ["", "registry.example:5000/", "mirror.example/hub/"])
+def test_the_profilis_image_runs_here_from_any_registry(tmp_path: Path, registry: str) -> None:
+    spec = patched_pod(8000, 9464, native=True)
+    for container in spec["spec"]["initContainers"]:
+        container["image"] = f"{registry}profilis/profilis:2.0.0"
+    runner = PodRunner(spec, root=tmp_path)
+    installer_argv, _, _ = runner.argv_env_cwd(runner.init_containers[0])
+    assert installer_argv[:3] == [sys.executable, "-m", "profilis.agent.cli"]
 
 
 def test_a_volume_at_tmp_does_not_rewrite_other_mounts_twice(tmp_path: Path) -> None:
