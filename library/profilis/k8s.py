@@ -18,6 +18,7 @@ __all__ = [
     "ANNOTATION_CONFIG_HASH",
     "ANNOTATION_CONTAINER_NAMES",
     "ANNOTATION_INJECT",
+    "ANNOTATION_SKIPPED",
     "ANNOTATION_STATUS",
     "API_GROUP",
     "API_VERSION",
@@ -67,6 +68,9 @@ ANNOTATION_CONTAINER_NAMES: Final = "profilis.io/container-names"
 #: On an injected pod: JSON with the Profilis version and the config hash. Its presence means
 #: "already injected": the webhook never injects twice.
 ANNOTATION_STATUS: Final = "profilis.io/status"
+#: On an opted-in pod the webhook left alone: "<reason>: <message>" (the runbook has an entry
+#: for each reason). The same reason is on the ProfilisSkipped Event and in the metrics.
+ANNOTATION_SKIPPED: Final = "profilis.io/skipped"
 #: On a workload's pod template: the hash of the effective config, so a change rolls the pods.
 ANNOTATION_CONFIG_HASH: Final = "profilis.io/config-hash"
 

@@ -22,14 +22,22 @@ import orjson
 from profilis.k8s import (
     ANNOTATION_CONFIG,
     ANNOTATION_INJECT,
+    ANNOTATION_SKIPPED,
     INJECT_ENABLED,
     INJECT_FALSE,
     INJECT_TRUE,
 )
+from profilis_operator.constraints import LimitRangeRules, NamespaceConstraints, QuotaRules
 from profilis_operator.effective_config import InjectionConfig
-from profilis_operator.injection import ClusterCapabilities, Injection, inject
+from profilis_operator.injection import (
+    ClusterCapabilities,
+    Injection,
+    annotation_operation,
+    inject,
+)
 
 __all__ = [
+    "ADMISSION_SKIP_REASONS",
     "RESULTS",
     "Admission",
     "AdmissionOutcome",
@@ -47,6 +55,14 @@ _API_VERSIONS: Final = frozenset({"admission.k8s.io/v1", "admission.k8s.io/v1bet
 #: Skips worth an Event: the pod asked for Profilis (or its namespace did) and did not get it.
 #: Pods that never opted in are counted, not reported: that is most pods of a cluster.
 _QUIET_SKIPS: Final = frozenset({"not-opted-in", "excluded-namespace", "opted-out"})
+#: Why an opted-in pod is skipped before ``inject`` looks at it (``inject`` has its own
+#: ``SKIP_REASONS``); each has a runbook entry.
+ADMISSION_SKIP_REASONS: Final = ("operator-not-ready", "config-not-found", "invalid-config")
+#: Skips that leave the pod exactly as it came: nothing was skipped (the pod is instrumented
+#: already), or the pod is too malformed to be annotated safely.
+_UNMARKED_SKIPS: Final = frozenset({"already-injected", "malformed-pod"})
+#: The skip annotation's value is "<reason>: <message>", cut to this many characters.
+_SKIP_MESSAGE_MAX: Final = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +91,9 @@ class AdmissionState:
     excluded_namespaces: frozenset[str]
     configs: Mapping[str, Iterable[ConfigEntry]] = field(default_factory=dict)
     namespaces: Mapping[str, Iterable[str]] = field(default_factory=dict)
+    #: namespace -> its LimitRanges and ResourceQuotas, parsed (kopf indices).
+    limit_ranges: Mapping[str, Iterable[LimitRangeRules]] = field(default_factory=dict)
+    quotas: Mapping[str, Iterable[QuotaRules]] = field(default_factory=dict)
     #: False until kopf has listed namespaces and configs: until then every pod is let
     #: through unchanged (fail open) rather than injected with a config that may be wrong.
     ready: bool = False
@@ -171,13 +190,14 @@ class Admission:
         if reason is None:
             config, reason, problem = self._config_for(namespace, annotations)
         if reason is not None:
-            event = None if reason in _QUIET_SKIPS else self._event(namespace, pod, reason, problem)
-            return AdmissionOutcome(_response(uid, api_version), "skipped", reason, event)
+            if reason in _QUIET_SKIPS:
+                return AdmissionOutcome(_response(uid, api_version), "skipped", reason)
+            return self._skipped(uid, api_version, namespace, pod, reason, problem)
         assert config is not None  # _config_for returns one whenever reason is None
         injection, patch = self._inject(pod, namespace, config)
         if not injection.injected:
-            event = self._event(namespace, pod, injection.reason, injection.message)
-            return AdmissionOutcome(_response(uid, api_version), "skipped", injection.reason, event)
+            message = "; ".join([injection.message, *injection.notes])
+            return self._skipped(uid, api_version, namespace, pod, injection.reason, message)
         message = injection.message
         if injection.notes:
             message += "; " + "; ".join(injection.notes)
@@ -186,6 +206,24 @@ class Admission:
         )
         response = _response(uid, api_version, patch=patch)
         return AdmissionOutcome(response, "injected", "injected", event)
+
+    def _skipped(
+        self,
+        uid: str,
+        api_version: str,
+        namespace: str,
+        pod: dict[str, Any],
+        reason: str,
+        message: str,
+    ) -> AdmissionOutcome:
+        """An opted-in pod left uninstrumented: admitted, marked with the reason, reported."""
+        event = self._event(namespace, pod, reason, message)
+        if reason in _UNMARKED_SKIPS:
+            return AdmissionOutcome(_response(uid, api_version), "skipped", reason, event)
+        text = f"{reason}: {message}" if message else reason
+        operation = annotation_operation(pod, ANNOTATION_SKIPPED, text[:_SKIP_MESSAGE_MAX])
+        patch = base64.b64encode(orjson.dumps([operation])).decode("ascii")
+        return AdmissionOutcome(_response(uid, api_version, patch=patch), "skipped", reason, event)
 
     def _opt_in(self, namespace: str, annotations: Mapping[str, Any]) -> str | None:
         """None if the pod opted in (itself or through its namespace), else the skip reason."""
@@ -213,6 +251,15 @@ class Admission:
     ) -> tuple[Injection, str]:
         """The injection and its patch, base64 JSON as the response carries it."""
         capabilities = self.state.capabilities
+        constraints = NamespaceConstraints(
+            tuple(self.state.limit_ranges.get(namespace, ())),
+            tuple(self.state.quotas.get(namespace, ())),
+        )
+        if constraints.limit_ranges or constraints.quotas:
+            # Not cached: a quota's usage changes with every pod the namespace gets.
+            injection = inject(pod, config, capabilities, constraints)
+            patch = base64.b64encode(orjson.dumps(injection.patch)).decode("ascii")
+            return injection, patch
         key = orjson.dumps(
             [pod, namespace, config.digest, capabilities.native_sidecars],
             option=orjson.OPT_SORT_KEYS,

@@ -20,6 +20,12 @@ import kopf
 from profilis.k8s import API_GROUP, API_VERSION, CONFIG_PLURAL, LABEL_NAMESPACE_INJECT
 from profilis_operator import certs, workloads
 from profilis_operator.admission import Admission, AdmissionState, ConfigEntry, EventSpec
+from profilis_operator.constraints import (
+    LimitRangeRules,
+    QuotaRules,
+    limit_range_rules,
+    quota_rules,
+)
 from profilis_operator.effective_config import resolve
 from profilis_operator.errors import InvalidConfigError
 from profilis_operator.health import HealthServer, OperatorMetrics
@@ -61,7 +67,11 @@ class OperatorRuntime:
         configs: kopf.Index[str, ConfigEntry],
         namespaces: kopf.Index[str, str],
         workload_refs: kopf.Index[str, workloads.WorkloadRef],
+        limit_ranges: kopf.Index[str, LimitRangeRules],
+        quotas: kopf.Index[str, QuotaRules],
     ) -> None:
+        self.state.limit_ranges = limit_ranges
+        self.state.quotas = quotas
         try:
             await self._start(settings, configs, namespaces)
             status_writer = workloads.keep_config_statuses(self, configs, workload_refs)
@@ -155,6 +165,8 @@ def register(registry: kopf.OperatorRegistry, options: OperatorOptions) -> Opera
             kwargs["profilis_configs"],
             kwargs["profilis_namespaces"],
             kwargs["profilis_workloads"],
+            kwargs["profilis_limit_ranges"],
+            kwargs["profilis_quotas"],
         )
 
     @kopf.on.cleanup(id="stop", registry=registry)
@@ -185,6 +197,20 @@ def register(registry: kopf.OperatorRegistry, options: OperatorOptions) -> Opera
     )
     def profilis_namespaces(name: str, labels: kopf.Labels, **_: Any) -> dict[str, str]:
         return {name: labels[LABEL_NAMESPACE_INJECT]}
+
+    # LimitRanger and ResourceQuota judge the containers the webhook adds after it answered:
+    # the webhook reads these to leave a pod alone rather than get it refused.
+    @kopf.index("limitranges", id="profilis_limit_ranges", registry=registry)
+    def profilis_limit_ranges(
+        namespace: str | None, body: kopf.Body, **_: Any
+    ) -> dict[str, LimitRangeRules] | None:
+        return None if namespace is None else {namespace: limit_range_rules(body)}
+
+    @kopf.index("resourcequotas", id="profilis_quotas", registry=registry)
+    def profilis_quotas(
+        namespace: str | None, body: kopf.Body, **_: Any
+    ) -> dict[str, QuotaRules] | None:
+        return None if namespace is None else {namespace: quota_rules(body)}
 
     @kopf.on.event("namespaces", id="indices_ready", registry=registry)
     def indices_ready(**_: Any) -> None:

@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from profilis_operator.admission import RESULTS, Admission, AdmissionState
+from profilis_operator.admission import ADMISSION_SKIP_REASONS, RESULTS, Admission, AdmissionState
 from profilis_operator.effective_config import InjectionConfig
 from profilis_operator.health import OperatorMetrics
-from profilis_operator.injection import ClusterCapabilities
+from profilis_operator.injection import SKIP_REASONS, ClusterCapabilities
 from profilis_operator.webhook import CertificateFiles, WebhookServer
 from tests.operator import pods
 from tests.operator.conftest import Certificates, https_client
@@ -125,7 +125,17 @@ def check_answer(raw: bytes, answer: dict[str, Any], result: str | None = None) 
         # The patch applies to the pod it was made for, and only adds to it.
         pod = json.loads(raw)["request"]["object"]
         patched = jsonpatch.apply_patch(pod, json.loads(base64.b64decode(response["patch"])))
-        check_only_added(pod, patched)
+        if "profilis.io/skipped" in (patched.get("metadata") or {}).get("annotations", {}):
+            # A pod left alone only says why.
+            reason = patched["metadata"]["annotations"].pop("profilis.io/skipped")
+            assert isinstance(reason, str) and reason
+            before = (json.loads(raw)["request"]["object"].get("metadata") or {}).get("annotations")
+            assert patched["metadata"]["annotations"] == (before or {})
+            assert {k: v for k, v in patched.items() if k != "metadata"} == {
+                k: v for k, v in pod.items() if k != "metadata"
+            }
+        else:
+            check_only_added(pod, patched)
 
 
 def check_only_added(pod: dict[str, Any], patched: dict[str, Any]) -> None:
@@ -156,10 +166,19 @@ def check_only_added(pod: dict[str, Any], patched: dict[str, Any]) -> None:
 def test_ten_thousand_fuzzed_reviews_are_answered_and_allowed(raw: bytes) -> None:
     outcome = ADMISSION.review(raw)
     assert outcome.result != "error", outcome.reason  # fail-open is for bugs; there are none
+    if outcome.result == "skipped":  # every reason a user can meet is a documented one
+        assert outcome.reason in SKIP_REASONS_KNOWN, outcome.reason
     check_answer(raw, outcome.response, outcome.result)
 
 
 ADMISSION = admission()
+SKIP_REASONS_KNOWN = {
+    *SKIP_REASONS,
+    *ADMISSION_SKIP_REASONS,
+    "not-opted-in",
+    "opted-out",
+    "excluded-namespace",
+}
 
 
 @pytest.mark.asyncio

@@ -191,7 +191,10 @@ async def test_invalid_config_is_reported_and_its_pods_are_not_injected(
         assert status["status"]["valid"] is False
         assert "collector.batchMax" in status["status"]["message"]
         answer = await _post(running.webhook_port, certificates, review(pod()))
-        assert answer["response"]["allowed"] is True and "patch" not in answer["response"]
+        assert answer["response"]["allowed"] is True
+        (operation,) = json.loads(base64.b64decode(answer["response"]["patch"]))
+        assert operation["path"] == "/metadata/annotations/profilis.io~1skipped"
+        assert operation["value"].startswith("invalid-config: ")
         events = await eventually(lambda: _events(cluster), lambda e: len(e) >= 2)
     reasons = {event["reason"] for event in events}
     assert {"InvalidConfig", "ProfilisSkipped"} <= reasons

@@ -142,9 +142,8 @@ async def test_several_containers_follow_the_annotation_and_keep_their_pythonpat
     web, worker, proxy = pod["spec"]["containers"][:3]
     assert env_of(web)["PYTHONPATH"] == AGENT_MOUNT_PATH
     assert env_of(worker)["PYTHONPATH"] == f"{AGENT_MOUNT_PATH}:/srv/lib:/srv/app"  # prepended
-    assert env_of(worker)["POD_NAME"] == {
-        "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}
-    }
+    # Only PYTHONPATH and PROFILIS_* are added: no pod identity the app never asked for.
+    assert all(name == "PYTHONPATH" or name.startswith("PROFILIS_") for name in env_of(worker))
     assert "env" not in proxy  # not named: untouched
     assert env_of(web)["PROFILIS_SERVICE_NAME"] == "shop"
     assert env_of(web)["PROFILIS_COLLECTOR_ADDRESS"] == "unix:///var/run/profilis/collector.sock"
@@ -173,16 +172,28 @@ async def test_existing_init_containers_run_first_and_unchanged(webhook: Webhook
         assert security["capabilities"] == {"drop": ["ALL"]}
 
 
-async def test_python_path_from_a_secret_is_left_alone_and_reported(webhook: Webhook) -> None:
-    _, answer = await webhook.post(pods.review(pods.python_path_from_secret()))
-    assert "patch" not in answer["response"] and answer["response"]["allowed"] is True
+async def test_python_path_from_a_secret_is_read_into_a_variable_behind_the_agent(
+    webhook: Webhook,
+) -> None:
+    original = pods.python_path_from_secret()
+    _, answer = await webhook.post(pods.review(original))
+    env = patched(answer, copy.deepcopy(original))["spec"]["containers"][0]["env"]
+    names = [item["name"] for item in env]
+    assert names.index("PROFILIS_APP_PYTHONPATH") + 1 == names.index("PYTHONPATH")
+    by_name = {item["name"]: item for item in env}
+    assert by_name["PROFILIS_APP_PYTHONPATH"]["valueFrom"] == {
+        "secretKeyRef": {"name": "paths", "key": "pythonpath"}
+    }
+    assert by_name["PYTHONPATH"] == {
+        "name": "PYTHONPATH",
+        "value": f"{AGENT_MOUNT_PATH}:$(PROFILIS_APP_PYTHONPATH)",
+    }
 
 
 NOT_INJECTED = {
     "already injected": lambda: pods.pod(annotations={ANNOTATION_STATUS: '{"version":"2.0.0"}'}),
     "opted out": lambda: pods.pod(annotations={"profilis.io/inject": "false"}),
     "not opted in": lambda: pods.pod(annotations={}),
-    "host network": lambda: pods.pod(hostNetwork=True),
 }
 
 
@@ -191,6 +202,29 @@ async def test_pods_left_alone(webhook: Webhook, name: str) -> None:
     status, answer = await webhook.post(pods.review(NOT_INJECTED[name]()))
     assert status == 200
     assert answer["response"] == {"uid": pods.review({})["request"]["uid"], "allowed": True}
+
+
+SKIPPED = {
+    "host-network": lambda: pods.pod(hostNetwork=True),
+    "windows-pod": lambda: pods.pod(os={"name": "windows"}),
+    "config-not-found": lambda: pods.pod(
+        annotations={"profilis.io/inject": "true", "profilis.io/config": "nope"}
+    ),
+}
+
+
+@pytest.mark.parametrize("reason", sorted(SKIPPED))
+async def test_pods_skipped_are_admitted_as_they_are_and_say_why(
+    webhook: Webhook, reason: str
+) -> None:
+    original = SKIPPED[reason]()
+    _, answer = await webhook.post(pods.review(original))
+    pod = patched(answer, copy.deepcopy(original))
+    skipped = pod["metadata"]["annotations"].pop("profilis.io/skipped")
+    assert skipped.startswith(f"{reason}: ")
+    assert pod == original
+    assert [(e.type, e.reason) for e in webhook.events] == [("Warning", "ProfilisSkipped")]
+    assert f"({reason})" in webhook.events[0].message
 
 
 @pytest.mark.parametrize("namespace", ["kube-system", "profilis-system"])
@@ -227,7 +261,10 @@ async def test_a_dry_run_gets_the_same_answer_and_records_no_event(
     _, real = await webhook.post(pods.review(make_pod()))
     assert [event.reason for event in webhook.events] == [reason]
     assert dry["response"] == real["response"]
-    assert ("patch" in real["response"]) == (name == "injected")
+    pod = patched(real, pods.pod())
+    annotations = pod["metadata"]["annotations"]
+    assert (ANNOTATION_STATUS in annotations) == (name == "injected")
+    assert ("profilis.io/skipped" in annotations) == (name == "skipped")
 
 
 MALFORMED: dict[str, bytes | dict[str, Any]] = {
