@@ -77,10 +77,15 @@ SERVERS = {
 }
 
 
-def deploy(kube: Kube, namespace: str, command: list[str], app_port: int) -> client.V1Pod:
+def deploy(
+    kube: Kube, namespace: str, command: list[str], app_port: int, metrics_port: int
+) -> client.V1Pod:
     """The ProfilisConfig and the annotated Deployment; its one pod, once Running and
     injected, as the API server returns it."""
-    spec = {"sidecar": {"metricsPort": free_port()}, "collector": {"flushIntervalSeconds": 0.05}}
+    spec = {
+        "sidecar": {"metricsPort": metrics_port},
+        "collector": {"flushIntervalSeconds": 0.05},
+    }
     kube.custom.create_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, profilis_config("loop", spec)
     )
@@ -121,14 +126,36 @@ def listening(port: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("server", SERVERS.values(), ids=SERVERS.keys())
+CASES = [
+    *((name, False) for name in SERVERS),
+    # The app serves on the port the config gives the sidecar (as an app exposing
+    # OpenTelemetry's Prometheus port 9464 does): the sidecar moves, both run.
+    ("flask-gunicorn-4-workers", True),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "app_on_metrics_port"),
+    CASES,
+    ids=[name + ("-app-on-the-metrics-port" if clash else "") for name, clash in CASES],
+)
 def test_an_annotated_deployments_pod_runs_and_its_requests_reach_metrics(
-    kube: Kube, operator: LocalOperator, namespace: str, server: Server, tmp_path: Path
+    kube: Kube,
+    operator: LocalOperator,
+    namespace: str,
+    name: str,
+    app_on_metrics_port: bool,
+    tmp_path: Path,
 ) -> None:
+    server = SERVERS[name]
     app_port = free_port()
-    pod = deploy(kube, namespace, server.command(app_port), app_port)
+    configured = app_port if app_on_metrics_port else free_port()
+    pod = deploy(kube, namespace, server.command(app_port), app_port, configured)
     assert "profilis.io/status" in pod.metadata.annotations
     metrics_port = sidecar_port(pod)
+    assert metrics_port != app_port
+    if not app_on_metrics_port:
+        assert metrics_port == configured
 
     pod_file = tmp_path / "pod.yaml"
     pod_file.write_text(yaml.safe_dump(kube.api.sanitize_for_serialization(pod)))
