@@ -4,20 +4,27 @@ Used only by the collector's writer thread, so nothing here takes a lock. A fail
 its undelivered batches in a bounded retry buffer and is retried after an exponentially
 growing pause (capped); it is never switched off. A batch fanned out to several sinks is
 settled once every sink has delivered or given up on it, so each event is counted exactly
-once: exported, or dropped for reason ``export``.
+once: exported, or dropped for reason ``export``. What a sink raised is logged with its
+traceback: the first failure at once, then at most one line per interval while it goes on.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["Delivery", "SinkHealth", "SinkSlot"]
+__all__ = ["FAILURE_LOG_INTERVAL_S", "Delivery", "SinkHealth", "SinkSlot"]
 
 T = TypeVar("T")
+log = logging.getLogger("profilis.collector")
+
+#: While a sink keeps failing, one warning (with the latest exception) at most this often.
+FAILURE_LOG_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +60,10 @@ class SinkSlot(Generic[T]):
 
     __slots__ = (
         "_backoff_s",
+        "_failure_reported",
+        "_failures_unlogged",
         "_initial_backoff_s",
+        "_last_failure_log",
         "_max_backoff_s",
         "_pending",
         "_pending_capacity",
@@ -90,6 +100,9 @@ class SinkSlot(Generic[T]):
         self.delivered = 0
         self.dropped = 0
         self.errors = 0
+        self._failures_unlogged = 0
+        self._failure_reported = False  # a warning went out and no recovery line yet
+        self._last_failure_log = -FAILURE_LOG_INTERVAL_S
 
     def reset(self) -> None:
         """Forget all state (used in a forked child: the parent owns those batches)."""
@@ -98,6 +111,9 @@ class SinkSlot(Generic[T]):
         self._backoff_s = 0.0
         self.next_attempt = 0.0
         self.delivered = self.dropped = self.errors = 0
+        self._failures_unlogged = 0
+        self._failure_reported = False
+        self._last_failure_log = -FAILURE_LOG_INTERVAL_S
 
     def health(self) -> SinkHealth:
         return SinkHealth(
@@ -138,18 +154,41 @@ class SinkSlot(Generic[T]):
     def _send(self, delivery: Delivery[T]) -> bool:
         try:
             self.sink(delivery.batch)
-        except Exception:
+        except Exception as exc:
             self.errors += 1
             self._backoff_s = min(
                 self._max_backoff_s, max(self._initial_backoff_s, self._backoff_s * 2)
             )
             self.next_attempt = time.monotonic() + self._backoff_s
+            self._log_failure(exc)
             return False
+        if self._failure_reported:
+            self._failure_reported = False
+            log.info("profilis: sink %s recovered (%d failed calls so far)", self.name, self.errors)
         self._backoff_s = 0.0
         self.next_attempt = 0.0
         self.delivered += len(delivery.batch)
         self._settle(delivery, True)
         return True
+
+    def _log_failure(self, exc: Exception) -> None:
+        """At most one line per interval and sink (the first failure at once), never one a call."""
+        self._failures_unlogged += 1
+        now = time.monotonic()
+        if now - self._last_failure_log < FAILURE_LOG_INTERVAL_S:
+            return
+        log.warning(
+            "profilis: sink %s failed (%s); %d failed calls since the last report; "
+            "retrying in %.2f s",
+            self.name,
+            describe(exc),
+            self._failures_unlogged,
+            self._backoff_s,
+            exc_info=exc,
+        )
+        self._failures_unlogged = 0
+        self._failure_reported = True
+        self._last_failure_log = now
 
     def _park(self, delivery: Delivery[T]) -> None:
         self._pending.append(delivery)
@@ -163,3 +202,12 @@ class SinkSlot(Generic[T]):
     def _drop(self, delivery: Delivery[T]) -> None:
         self.dropped += len(delivery.batch)
         self._settle(delivery, False)
+
+
+def describe(exc: BaseException) -> str:
+    """``OSError: [ENOSPC] No space left on device: 'path'``: the errno's name, greppable."""
+    code = getattr(exc, "errno", None)
+    if isinstance(exc, OSError) and isinstance(code, int) and code in errno.errorcode:
+        where = f": {exc.filename!r}" if exc.filename is not None else ""
+        return f"{type(exc).__name__}: [{errno.errorcode[code]}] {exc.strerror}{where}"
+    return f"{type(exc).__name__}: {exc}"

@@ -5,8 +5,12 @@ events. Per event it does a dict lookup and a few integer adds (one lock per bat
 itself a prometheus_client collector, so the metric families are built from those numbers at
 scrape time and exposed by prometheus_client. Events may come from untrusted senders: each
 field the metrics use is checked, and a bad event is skipped and counted, never raised.
-Label values are capped per label and series per metric; the excess collapses to
-``__overflow__`` and is counted in ``profilis_label_overflow_total{label}``.
+Label values are capped per label (count and length) and series per metric; the excess
+collapses to ``__overflow__`` and is counted in ``profilis_label_overflow_total{label}``. A
+budget bounds the series of the whole exposition (as Prometheus counts them: each bucket,
+``_sum`` and ``_count`` is one), so a scrape's size and time stay bounded whatever arrives;
+past it, new label sets go to one all-``__overflow__`` series per metric, counted in
+``profilis_series_overflow_total``.
 """
 
 from __future__ import annotations
@@ -17,17 +21,34 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Final, TypeVar
 
-from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from profilis._validation import check_int
 
-__all__ = ["DEFAULT_BUCKETS_S", "OVERFLOW", "EventMetrics"]
+__all__ = [
+    "DEFAULT_BUCKETS_S",
+    "DEFAULT_MAX_LABEL_LENGTH",
+    "DEFAULT_SERIES_BUDGET",
+    "OVERFLOW",
+    "EventMetrics",
+]
 
 #: Histogram bounds in seconds (DESIGN.md), the same for every duration metric.
 DEFAULT_BUCKETS_S: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 #: The label value that stands for every value past a cap.
 OVERFLOW: Final = "__overflow__"
+#: Longest label value exposed; longer ones collapse to ``OVERFLOW`` (never cut: two routes
+#: must never merge into one label). Prometheus' ``labelValueLengthLimit`` must be at least this.
+DEFAULT_MAX_LABEL_LENGTH: Final = 256
+#: Series of the request metrics in one exposition, as Prometheus counts them. At the label
+#: length cap it is about 12 MB of text; Prometheus' ``sampleLimit`` must leave room for it.
+DEFAULT_SERIES_BUDGET: Final = 20_000
 
 _INT64_MAX: Final = 2**63 - 1
 # Field limits, as in profilis.schema: longer values are refused, never cut (two routes
@@ -54,12 +75,14 @@ class _HttpSeries:
 
 
 class _LabelLimiter:
-    """Admits at most ``cap`` distinct values per label name; counts what it turns away."""
+    """Admits at most ``cap`` distinct values per label name, each at most ``max_length``
+    characters long; counts what it turns away."""
 
-    __slots__ = ("_cap", "_seen", "overflows")
+    __slots__ = ("_cap", "_max_length", "_seen", "overflows")
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, max_length: int) -> None:
         self._cap = cap
+        self._max_length = max_length
         self._seen: dict[str, set[str]] = {}
         self.overflows: dict[str, int] = {}
 
@@ -67,7 +90,7 @@ class _LabelLimiter:
         seen = self._seen.setdefault(label, set())
         if value in seen:
             return value
-        if len(seen) < self._cap:
+        if len(seen) < self._cap and len(value) <= self._max_length:
             seen.add(value)
             return value
         self.count(label)
@@ -100,6 +123,8 @@ class EventMetrics(Collector):
     ``worker_label`` adds ``worker=<pid>`` to every series (the in-process exporter, one
     registry per process); ``invalid_events_metric`` names a counter of skipped events, or
     ``None`` when the caller counts them itself (the sidecar, as decode drops).
+    ``max_label_length`` caps each label value's length and ``series_budget`` the series of
+    the whole exposition (plus at most one overflow series per metric).
     """
 
     def __init__(
@@ -107,12 +132,16 @@ class EventMetrics(Collector):
         *,
         max_label_values: int = 1000,
         max_series: int = 10_000,
+        max_label_length: int = DEFAULT_MAX_LABEL_LENGTH,
+        series_budget: int = DEFAULT_SERIES_BUDGET,
         worker_label: bool = False,
         buckets_s: Sequence[float] = DEFAULT_BUCKETS_S,
         invalid_events_metric: str | None = "profilis_exporter_invalid_events",
     ) -> None:
         check_int("max_label_values", max_label_values, minimum=1, maximum=1_000_000)
         self._max_series = check_int("max_series", max_series, minimum=1, maximum=10_000_000)
+        check_int("max_label_length", max_label_length, minimum=16, maximum=_NAME_MAX)
+        self._budget = check_int("series_budget", series_budget, minimum=100, maximum=10_000_000)
         bounds = [float(b) for b in buckets_s]
         if not bounds or bounds != sorted(set(bounds)) or bounds[0] <= 0:
             raise ValueError("buckets_s must be increasing positive numbers of seconds")
@@ -120,10 +149,15 @@ class EventMetrics(Collector):
         self._bounds_ns = [round(b * 1e9) for b in bounds]
         # repr gives what prometheus_client writes for these bounds ("0.005", "1.0").
         self._le = [repr(b) for b in bounds] + ["+Inf"]
+        # Exposed series per label set: a histogram's buckets, _sum and _count; the function
+        # and database tables also expose a calls counter per label set.
+        self._hist_series = len(bounds) + 3
         self._worker_label = worker_label
         self._invalid_metric = invalid_events_metric
         self._lock = threading.Lock()
-        self._limiter = _LabelLimiter(max_label_values)
+        self._limiter = _LabelLimiter(max_label_values, max_label_length)
+        self._series = 0  # exposed series so far, the overflow series included
+        self._budget_overflows = 0
         self._caches: dict[str, _ServiceCache] = {}
         # Label values -> series: what collect() exposes.
         self._http_requests: dict[tuple[str, str, str, str], _HttpSeries] = {}
@@ -222,8 +256,14 @@ class EventMetrics(Collector):
                 full = (cache.label, OVERFLOW, OVERFLOW, OVERFLOW)
                 series = self._http_requests.get(full)
             if series is None:
+                cost = 1 if labels in self._http_hist else 1 + self._hist_series
+                if not self._affordable(cost):
+                    labels, full = (OVERFLOW,) * 3, (OVERFLOW,) * 4
+                    series = self._http_requests.get(full)
+            if series is None:
+                self._series += 1
                 series = self._http_requests[full] = _HttpSeries(
-                    self._hist(self._http_hist, labels)
+                    self._hist(self._http_hist, labels, self._hist_series)
                 )
         if cache_it and OVERFLOW not in full:
             cache.http[key] = series
@@ -264,19 +304,34 @@ class EventMetrics(Collector):
         value: str,
     ) -> _Hist:
         labels = (cache.label, self._limiter.admit(label, value))
+        cost = self._hist_series + 1  # the histogram and the calls counter
         if labels not in table and len(table) >= self._max_series:
             self._limiter.count("series")
             labels = (cache.label, OVERFLOW)
-        hist = self._hist(table, labels)
+        if labels not in table and not self._affordable(cost):
+            labels = (OVERFLOW, OVERFLOW)
+        hist = self._hist(table, labels, cost)
         if OVERFLOW not in labels:
             raw_cache[raw] = hist
         return hist
 
-    def _hist(self, table: dict[_Labels, _Hist], labels: _Labels) -> _Hist:
+    def _hist(self, table: dict[_Labels, _Hist], labels: _Labels, cost: int) -> _Hist:
         hist = table.get(labels)
         if hist is None:
             hist = table[labels] = [0] * (len(self._bounds_ns) + 2)
+            self._series += cost
         return hist
+
+    def _affordable(self, cost: int) -> bool:
+        """Whether a new label set of ``cost`` series fits the budget; counts it if not.
+
+        Called per event that needs a new label set, so the count is of events, like the
+        label overflows; the all-overflow series themselves are outside the budget.
+        """
+        if self._series + cost <= self._budget:
+            return True
+        self._budget_overflows += 1
+        return False
 
     # ------------------------------------------------------------------ scrape side
     def collect(self) -> Iterator[Metric]:
@@ -287,6 +342,7 @@ class EventMetrics(Collector):
             db = [(labels, list(h)) for labels, h in self._db_hist.items()]
             overflows = sorted(self._limiter.overflows.items())
             invalid = self._invalid
+            series, budget_overflows = self._series, self._budget_overflows
         # The pid at scrape time, so a forked child labels its series with its own.
         worker = [str(os.getpid())] if self._worker_label else []
         extra_names = ["worker"] if self._worker_label else []
@@ -337,12 +393,24 @@ class EventMetrics(Collector):
         overflow = CounterMetricFamily(
             "profilis_label_overflow",
             f"Events whose label value was replaced by {OVERFLOW} because the label (or, for "
-            "label=series, the metric) reached its cap; label=service counts batches.",
+            "label=series, the metric) reached its cap, or the value its length cap; "
+            "label=service counts batches.",
             labels=["label"],
         )
         for label, count in overflows:
             overflow.add_metric([label], count)
         yield overflow
+        yield CounterMetricFamily(
+            "profilis_series_overflow",
+            f"Events counted in the all-{OVERFLOW} series because the exposition's series "
+            "budget was spent.",
+            value=budget_overflows,
+        )
+        yield GaugeMetricFamily(
+            "profilis_series",
+            "Series of the request metrics, as Prometheus counts them (each bucket is one).",
+            value=series,
+        )
         if self._invalid_metric is not None:
             yield CounterMetricFamily(
                 self._invalid_metric, "Events skipped because a field was invalid.", value=invalid

@@ -9,6 +9,7 @@ reason when it refuses one. orjson is used when it can be imported, else the jso
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple, TypeAlias
@@ -131,9 +132,21 @@ def load_codec(use_orjson: bool | None = None) -> JsonCodec:
 
     def loads(data: Buffer) -> object:
         # Strict UTF-8: json.loads(bytes) would also guess UTF-16 and UTF-32.
-        return decoder.decode(bytes(data).decode("utf-8"))
+        text = bytes(data).decode("utf-8")
+        obj = decoder.decode(text)
+        # orjson refuses a lone surrogate escape ("\ud800"); json makes it a str that no
+        # UTF-8 output can hold: a label with one would break every later /metrics render.
+        # Valid text holds no surrogate, so only an escape can make one: check only then.
+        if _SURROGATE_ESCAPE.search(text) is not None:
+            encoder.encode(obj).encode("utf-8")  # UnicodeEncodeError (a ValueError) if lone
+        return obj
 
     return JsonCodec("json", dumps, loads)
+
+
+# A \uD800-\uDFFF escape; also matches an escaped backslash before "ud8..", which only costs
+# the check above.
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _refuse_constant(name: str) -> object:

@@ -108,11 +108,17 @@ class JSONLExporter:
         data, unencodable = self._encode(batch)
         with self._lock:
             if data:
-                if self._fd is not None and self._due(len(data)):
-                    self._rotate()
-                if self._fd is None:
-                    self._open()
-                self._write(data)
+                try:
+                    if self._fd is not None and self._due(len(data)):
+                        self._rotate()
+                    if self._fd is None:
+                        self._open()
+                    self._write(data)
+                except OSError as exc:
+                    # os.write names no file: say which (a full disk is then plain to see).
+                    if exc.filename is None:
+                        exc.filename = self._active or self.dir
+                    raise
             # Counted once written: a batch that raised comes back whole from the collector.
             self.events_unencodable += unencodable
             self.events_written += len(batch) - unencodable

@@ -1,16 +1,20 @@
 """OTLPExporter: events as OTLP/HTTP protobuf spans (``POST {endpoint}/v1/traces``).
 
-A collector sink; the mapping to spans is ``_otlp_mapping``'s. Standard-library HTTP only.
+A collector sink; the mapping to spans is ``_otlp_mapping``'s, reading an answer within
+the request's budget ``_deadline_http``'s. Standard-library HTTP only.
 
 It retries by itself and never raises into the collector. The retry policy needs what only
 HTTP knows: which answers are worth retrying (connection errors, 429, 502, 503, 504) and which
 are final (400, 401, 404, ...: resending cannot help), and the server's ``Retry-After``. So a
 failed request's spans stay in a bounded retry buffer (``max_retry_buffer`` spans; the oldest
 go first) and are resent, oldest first, by a later call once the backoff has expired. While it
-runs, calls do no network I/O at all, and a call stops at the first request left unanswered,
-so a dead endpoint holds the collector's writer for at most ``timeout_s`` now and then. As
-the collector always sees success, each event is counted here, exactly once, when settled:
-``received == exported + dropped + pending`` (``dropped_by_reason`` says why).
+runs, calls do no network I/O at all, and a call stops at the first request left unanswered.
+``timeout_s`` is each request's whole budget (connect, TLS, send, the full answer), not a
+per-read timeout a receiver trickling bytes could renew forever, so a dead or slow endpoint
+holds the collector's writer for at most ``timeout_s`` now and then. As the collector always
+sees success, each event is counted here, exactly once, when settled:
+``received == exported + dropped + pending`` (``dropped_by_reason`` says why); ``export_health``
+hands those counts to whoever reports on the collector (the sidecar's forwarder).
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from urllib.parse import urlsplit
 
 from profilis._validation import check_float, check_int
 from profilis._version import __version__
+from profilis.core._delivery import SinkHealth
 from profilis.errors import ConfigError
+from profilis.exporters._deadline_http import BudgetedResponse, seconds_left
 from profilis.exporters._otlp_mapping import (
     ExportTraceServiceResponse,
     Span,
@@ -74,12 +80,14 @@ class OTLPExporter:
     """Sends each batch as spans to an OTLP/HTTP receiver (an OpenTelemetry Collector, say).
 
     ``endpoint``: the receiver's base URL; ``/v1/traces`` is appended unless already there.
-    ``timeout_s`` bounds each request. Backoff doubles from ``retry_initial_backoff_s`` up to
-    ``retry_max_backoff_s``, which also caps a server's ``Retry-After``.
+    ``timeout_s`` bounds each request, from connecting to the answer's last byte. Backoff
+    doubles from ``retry_initial_backoff_s`` up to ``retry_max_backoff_s``, which also caps a
+    server's ``Retry-After``.
     Counters: ``received``, ``exported``, ``dropped`` (``dropped_by_reason``: ``encode``,
     ``rejected``, ``buffer``, ``shutdown``), ``pending``, ``errors`` (failed requests),
     ``retries`` (requests made while recovering from a failure); ``retry_in_s`` tells
-    how long the current backoff has left.
+    how long the current backoff has left; ``failing`` is True from a failed request until
+    one succeeds.
     """
 
     #: The sink's name in the collector's health and the export-error metric.
@@ -139,7 +147,9 @@ class OTLPExporter:
         self._buffer: deque[Span] = deque()
         self._backoff_s = 0.0
         self._next_attempt = 0.0
-        self._failing_since = 0  # consecutive failed requests
+        self._failing_since = 0  # consecutive failed requests worth a retry
+        # Any failure, final ones (401, 404: every span refused) included, until a success.
+        self._last_failed = False
         self._last_failure_log = 0.0
         self.received = 0
         self.exported = 0
@@ -165,6 +175,26 @@ class OTLPExporter:
     def retry_in_s(self) -> float:
         """Seconds until the next attempt is allowed (0.0 when not backing off)."""
         return max(0.0, self._next_attempt - time.monotonic())
+
+    @property
+    def failing(self) -> bool:
+        """True since a request failed (timeout, refused, an error status) until one succeeds."""
+        return self._last_failed
+
+    def export_health(self) -> SinkHealth:
+        """This exporter's own account: the collector sees every call succeed (see above).
+
+        Reads the counters without the lock, which a request holds for up to ``timeout_s``:
+        a readiness probe asks this and must not wait behind a slow receiver.
+        """
+        return SinkHealth(
+            name=self.name,
+            delivered=self.exported,
+            dropped=sum(self.dropped_by_reason.values()),
+            errors=self.errors,
+            pending=len(self._buffer),
+            backing_off=self._last_failed,
+        )
 
     # ------------------------------------------------------------------ sink contract
     def __call__(self, batch: Sequence[Mapping[str, Any]]) -> None:
@@ -217,6 +247,7 @@ class OTLPExporter:
             else:
                 # A final answer (400, 401, 404...): the endpoint is up, those spans never will be.
                 self.errors += 1
+                self._last_failed = True
                 self.dropped_by_reason["rejected"] += len(chunk)
                 self._log_failure(outcome.reason)
 
@@ -248,14 +279,18 @@ class OTLPExporter:
         )
 
     def _request(self, body: bytes, deadline: float) -> tuple[http.client.HTTPResponse, bytes]:
+        # Every step gets what is left of the one budget, never a fresh timeout of its own.
         if self._conn is None:
             factory = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            self._conn = factory(self._netloc, timeout=self.timeout_s)
+            self._conn = factory(self._netloc, timeout=seconds_left(deadline))
+            self._conn.response_class = BudgetedResponse
         conn = self._conn
+        if conn.sock is None:
+            conn.timeout = seconds_left(deadline)
+            conn.connect()  # TCP and TLS: both bounded by the socket timeout as a whole
+        conn.sock.settimeout(seconds_left(deadline))  # sendall: a total, not per chunk
         conn.request("POST", self._path, body=body, headers=self._headers)
-        # What is left of the budget, not a fresh timeout per step: one timeout per request.
-        if conn.sock is not None:
-            conn.sock.settimeout(max(0.001, deadline - time.monotonic()))
+        conn.sock.settimeout(seconds_left(deadline))  # the answer's budget (BudgetedResponse)
         response = conn.getresponse()
         return response, response.read()
 
@@ -267,6 +302,7 @@ class OTLPExporter:
     def _failed(self, outcome: _Outcome) -> None:
         self.errors += 1
         self._failing_since += 1
+        self._last_failed = True
         self._backoff_s = min(
             self._max_backoff_s, max(self._initial_backoff_s, self._backoff_s * 2)
         )
@@ -280,6 +316,7 @@ class OTLPExporter:
         if self._failing_since:
             log.info("profilis: OTLP export to %s recovered", self.endpoint)
         self._failing_since = 0
+        self._last_failed = False
         self._backoff_s = 0.0
         self._next_attempt = 0.0
 

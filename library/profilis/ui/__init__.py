@@ -5,10 +5,20 @@ FastAPI app (``make_ui_asgi_app``), or let the sidecar serve it for the whole po
 ``/_profilis``. The page polls ``metrics.json`` (shape: docs/ui.md) and draws its charts
 with inline SVG: no CDN, it works offline. An optional token is accepted as
 ``Authorization: Bearer``, ``X-Profilis-Token`` or ``?token=``; without one the dashboard is
-reachable wherever it is mounted, and nowhere else. Only the standard library is imported.
+reachable wherever it is mounted, and nowhere else. ``TokenCheck`` is that check alone, for
+servers that guard pages of their own with it (the sidecar's status.json). Only the standard
+library is imported.
 """
 
+from profilis.ui._auth import TokenCheck
 from profilis.ui._dashboard import METRICS_PATH, Dashboard, SnapshotSource, UiResponse
 from profilis.ui.asgi import make_ui_asgi_app
 
-__all__ = ["METRICS_PATH", "Dashboard", "SnapshotSource", "UiResponse", "make_ui_asgi_app"]
+__all__ = [
+    "METRICS_PATH",
+    "Dashboard",
+    "SnapshotSource",
+    "TokenCheck",
+    "UiResponse",
+    "make_ui_asgi_app",
+]
