@@ -1,10 +1,13 @@
 """``profilis-sidecar``: flags and environment to ``SidecarSettings``, then run until SIGTERM.
 
 Flags win over the environment: ``PROFILIS_SIDECAR_LISTEN`` (comma list of addresses),
-``PROFILIS_SIDECAR_METRICS_PORT``, ``PROFILIS_SERVICE_NAME`` (read through
-``profilis.config``), ``PROFILIS_SIDECAR_UI_TOKEN`` (the dashboard's token; never a flag,
-so it stays out of ``ps``) and the downward-API ``POD_NAME``/``POD_NAMESPACE`` (logs and
-/_profilis only). A bad value stops start-up with a message naming the flag or variable.
+``PROFILIS_SIDECAR_METRICS_PORT``, ``PROFILIS_SIDECAR_MAX_LABEL_LENGTH``,
+``PROFILIS_SIDECAR_SERIES_BUDGET``, ``PROFILIS_SIDECAR_MAX_WORKERS``,
+``PROFILIS_SIDECAR_UI`` (on|off|token), ``PROFILIS_SIDECAR_HTTP_*`` (the metrics port's limits),
+``PROFILIS_SERVICE_NAME`` (read through ``profilis.config``), ``PROFILIS_SIDECAR_UI_TOKEN``
+(the dashboard's token; never a flag, so it stays out of ``ps``) and the downward-API
+``POD_NAME``/``POD_NAMESPACE`` (logs and /_profilis only). A bad value stops start-up with a
+message naming the flag or variable.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields
 from types import FrameType
 from typing import TypeVar
 
@@ -56,6 +60,25 @@ def _seconds(text: str) -> float:
 
 def _octal(text: str) -> int:
     return int(text, 8)
+
+
+def _count(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(f"a whole number, got {text!r}")
+    return int(text)
+
+
+def _ui_switch(text: str) -> str:
+    """on, off, or token: on only when PROFILIS_SIDECAR_UI_TOKEN holds one (what the operator
+    sets when a ProfilisConfig names a token Secret, so a missing Secret closes the page
+    rather than open it or keep the pod from starting)."""
+    word = _SWITCH.get(text.strip().lower())
+    if word is None:
+        raise ValueError(f"on, off or token, got {text!r}")
+    return word
+
+
+_SWITCH = {"on": "on", "true": "on", "off": "off", "false": "off", "token": "token"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,6 +162,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="series per metric before __overflow__ (default 10000)",
     )
     parser.add_argument(
+        "--max-label-length",
+        type=_count,
+        metavar="CHARS",
+        help="longest label value before __overflow__ (env PROFILIS_SIDECAR_MAX_LABEL_LENGTH; "
+        "default 256)",
+    )
+    parser.add_argument(
+        "--series-budget",
+        type=_count,
+        metavar="SERIES",
+        help="series of the request metrics in /metrics, each bucket counted, before "
+        "__overflow__ (env PROFILIS_SIDECAR_SERIES_BUDGET; default 20000)",
+    )
+    parser.add_argument(
+        "--max-workers",
+        type=_count,
+        metavar="N",
+        help="agent processes tracked at once; more are refused (env "
+        "PROFILIS_SIDECAR_MAX_WORKERS; default 1024)",
+    )
+    parser.add_argument(
         "--forward",
         action="append",
         default=[],
@@ -158,6 +202,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="events a second shown on the /_profilis/ dashboard, 0 turns it off (default 20000)",
     )
     parser.add_argument(
+        "--ui",
+        action=argparse.BooleanOptionalAction,
+        help="--ui (the default) serves the /_profilis/ page and its status.json, --no-ui "
+        "turns both off; /metrics and the probes are served either way (env "
+        "PROFILIS_SIDECAR_UI=on|off|token; token: only when PROFILIS_SIDECAR_UI_TOKEN is "
+        "set)",
+    )
+    parser.add_argument(
+        "--http-max-connections",
+        type=_count,
+        metavar="N",
+        help="open connections to the metrics port; past it the longest-idle one is closed "
+        "(env PROFILIS_SIDECAR_HTTP_MAX_CONNECTIONS; default 64)",
+    )
+    for name, default, what in (
+        ("read-timeout", 10, "for a request's head to arrive"),
+        ("idle-timeout", 90, "a kept-alive connection waits for its next request"),
+        ("write-timeout", 30, "for a response to be written"),
+    ):
+        parser.add_argument(
+            f"--http-{name}",
+            type=_seconds,
+            metavar="SECONDS",
+            help=f"seconds {what} on the metrics port (env "
+            f"PROFILIS_SIDECAR_HTTP_{name.upper().replace('-', '_')}; default {default})",
+        )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -174,6 +245,29 @@ def _from_env(environ: Mapping[str, str], name: str, parse: Callable[[str], T]) 
         return parse(text)
     except ValueError as exc:
         raise SidecarError(f"{name}: {exc}") from None
+
+
+def _flag_or_env(args: argparse.Namespace, environ: Mapping[str, str], setting: str) -> int:
+    """A count setting from its flag, else ``PROFILIS_SIDECAR_<SETTING>``, else its default."""
+    chosen: int | None = getattr(args, setting)
+    if chosen is None:
+        chosen = _from_env(environ, f"PROFILIS_SIDECAR_{setting.upper()}", _count)
+    if chosen is None:
+        default: int = getattr(SidecarSettings(), setting)
+        return default
+    return chosen
+
+
+def _seconds_setting(args: argparse.Namespace, environ: Mapping[str, str], setting: str) -> float:
+    """``http_<x>_timeout_s`` from ``--http-<x>-timeout``, else its variable, else the default."""
+    chosen: float | None = getattr(args, setting.removesuffix("_s"))
+    if chosen is None:
+        variable = f"PROFILIS_SIDECAR_{setting.removesuffix('_s').upper()}"
+        chosen = _from_env(environ, variable, _seconds)
+    if chosen is None:
+        default = next(f.default for f in fields(SidecarSettings) if f.name == setting)
+        return float(default)  # type: ignore[arg-type]
+    return chosen
 
 
 def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> SidecarSettings:
@@ -212,12 +306,28 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         max_label_values=args.max_label_values,
         max_series=args.max_series,
         forward_queue_size=args.forward_queue_size,
+        max_label_length=_flag_or_env(args, environ, "max_label_length"),
+        series_budget=_flag_or_env(args, environ, "series_budget"),
+        max_workers=_flag_or_env(args, environ, "max_workers"),
         ui_events_per_s=args.ui_events_per_s,
+        ui=args.ui if args.ui is not None else _ui_wanted(environ),
+        http_max_connections=_flag_or_env(args, environ, "http_max_connections"),
+        http_read_timeout_s=_seconds_setting(args, environ, "http_read_timeout_s"),
+        http_idle_timeout_s=_seconds_setting(args, environ, "http_idle_timeout_s"),
+        http_write_timeout_s=_seconds_setting(args, environ, "http_write_timeout_s"),
         # Environment only: a token in argv would show in `ps` and in the pod spec.
         ui_token=environ.get("PROFILIS_SIDECAR_UI_TOKEN") or None,
         pod_name=environ.get("POD_NAME") or None,
         pod_namespace=environ.get("POD_NAMESPACE") or None,
     )
+
+
+def _ui_wanted(environ: Mapping[str, str]) -> bool:
+    mode = _from_env(environ, "PROFILIS_SIDECAR_UI", _ui_switch) or "on"
+    if mode == "token" and not environ.get("PROFILIS_SIDECAR_UI_TOKEN"):
+        log.warning("the /_profilis/ page is off: PROFILIS_SIDECAR_UI=token and no token is set")
+        return False
+    return mode != "off"
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

@@ -100,7 +100,9 @@ class SidecarHealthMetrics(Collector):
         )
         rejected = CounterMetricFamily(
             "profilis_sidecar_rejected_datagrams",
-            "Datagrams refused whole, by reason: oversized, malformed, version, types.",
+            "Datagrams refused whole, by reason: oversized, malformed, version, types; workers "
+            "(a new agent process while the worker table is full), implausible (counters or a "
+            "sequence jump no agent could report).",
             labels=["reason"],
         )
         for reason, count in totals.rejected.items():

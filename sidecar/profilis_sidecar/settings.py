@@ -63,6 +63,16 @@ class SidecarSettings:
     # Cardinality caps of the request metrics: distinct values per label, series per metric.
     max_label_values: int = 1000
     max_series: int = 10_000
+    # Longest label value (characters) exposed; longer ones collapse to __overflow__. Keeps
+    # one scrape small whatever agents send; Prometheus' labelValueLengthLimit must allow it.
+    max_label_length: int = 256
+    # Series of the request metrics in one /metrics, counted as Prometheus counts them (a
+    # histogram is 14); past it new label sets share one __overflow__ series per metric.
+    # 20,000 at the length cap is ~12 MB of text rendered in well under a second.
+    series_budget: int = 20_000
+    # Agent processes (service, pid) tracked at once; datagrams from more are refused as
+    # "workers" until some expire. Bounds memory and /_profilis/status.json.
+    max_workers: int = 1024
     # Events queued for forwarding exporters (count); past it the oldest are dropped, counted.
     forward_queue_size: int = 65_536
     # Events a second (at most) shown on the pod dashboard at /_profilis/; 0 turns the page
@@ -72,6 +82,18 @@ class SidecarSettings:
     # Token the dashboard asks for (Bearer, X-Profilis-Token or ?token=); None: open to
     # whoever can reach the metrics port, like /metrics itself.
     ui_token: str | None = None
+    # Serve /_profilis/ (the page and status.json) at all: PROFILIS_SIDECAR_UI=on|off.
+    # /metrics, /healthz and /readyz are served either way.
+    ui: bool = True
+    # The metrics port is open to the whole cluster, so what one client may hold is bounded:
+    # open connections (past it the longest-idle one is closed for the newcomer, so a flood
+    # of half-open sockets cannot lock out the scraper or the probes), seconds for a request
+    # head to arrive, seconds a kept-alive connection may wait for its next request (90: a
+    # 1-minute scrape keeps its connection), seconds to write a response to a slow reader.
+    http_max_connections: int = 64
+    http_read_timeout_s: float = 10.0
+    http_idle_timeout_s: float = 90.0
+    http_write_timeout_s: float = 30.0
     # Downward-API identity (POD_NAME, POD_NAMESPACE): logs and /_profilis only, never
     # metric labels (Prometheus adds its own target labels).
     pod_name: str | None = None
@@ -97,9 +119,22 @@ class SidecarSettings:
             check_int("socket_mode", self.socket_mode, minimum=0, maximum=0o777)
             check_int("max_label_values", self.max_label_values, minimum=1, maximum=1_000_000)
             check_int("max_series", self.max_series, minimum=1, maximum=10_000_000)
+            check_int("max_label_length", self.max_label_length, minimum=16, maximum=1024)
+            check_int("series_budget", self.series_budget, minimum=100, maximum=10_000_000)
+            check_int("max_workers", self.max_workers, minimum=1, maximum=1_000_000)
             check_int("forward_queue_size", self.forward_queue_size, minimum=1, maximum=10_000_000)
             check_float("ui_events_per_s", self.ui_events_per_s, minimum=0.0, maximum=1e7)
+            check_int("http_max_connections", self.http_max_connections, minimum=4, maximum=65_536)
+            check_float("http_read_timeout_s", self.http_read_timeout_s, minimum=0.1, maximum=600.0)
+            check_float(
+                "http_idle_timeout_s", self.http_idle_timeout_s, minimum=0.1, maximum=3600.0
+            )
+            check_float(
+                "http_write_timeout_s", self.http_write_timeout_s, minimum=0.1, maximum=600.0
+            )
         except ConfigError as exc:
             raise SidecarError(str(exc)) from None
         if self.ui_token is not None and not (isinstance(self.ui_token, str) and self.ui_token):
             raise SidecarError("ui_token must be a non-empty string or None")
+        if not isinstance(self.ui, bool):
+            raise SidecarError("ui must be True (serve /_profilis/) or False")

@@ -16,10 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 
 from profilis import __version__
 from profilis.exporters.prometheus import EventMetrics
-from profilis_sidecar.forward import Forwarder, ForwardSink
+from profilis_sidecar.forward import ExporterMetrics, Forwarder, ForwardSink
 from profilis_sidecar.ingest import Receiver
 from profilis_sidecar.metrics import build_registry, worker_labels
-from profilis_sidecar.server import StatusServer
+from profilis_sidecar.server import HttpLimits, HttpStats, StatusServer
 from profilis_sidecar.settings import SidecarError, SidecarSettings
 from profilis_sidecar.state import IngestState, Totals
 from profilis_sidecar.ui import PodDashboard
@@ -43,6 +43,8 @@ class Sidecar:
         self.metrics = EventMetrics(
             max_label_values=settings.max_label_values,
             max_series=settings.max_series,
+            max_label_length=settings.max_label_length,
+            series_budget=settings.series_budget,
             # Counted as profilis_events_dropped_total{reason="decode"} instead.
             invalid_events_metric=None,
         )
@@ -57,7 +59,7 @@ class Sidecar:
                 auth_token=settings.ui_token,
                 max_events_per_s=settings.ui_events_per_s,
             )
-            if settings.ui_events_per_s > 0
+            if settings.ui and settings.ui_events_per_s > 0
             else None
         )
         self.state = IngestState(
@@ -65,6 +67,7 @@ class Sidecar:
             default_service=settings.service,
             max_datagram_bytes=settings.max_datagram_bytes,
             worker_expiry_s=settings.worker_expiry_s,
+            max_workers=settings.max_workers,
             forward=self._accepted_events if self.dashboard or self.forwarder else None,
             clock=clock,
         )
@@ -82,6 +85,10 @@ class Sidecar:
             self.forwarder,
             backlog_bytes=lambda: self.receiver.backlog_bytes,
         )
+        if self.forwarder is not None:
+            self.registry.register(ExporterMetrics(self.forwarder))
+        self.http_stats = HttpStats()
+        self.registry.register(self.http_stats)
         self._server: StatusServer | None = None
         self._clock = clock
         self._started_s = clock()
@@ -102,9 +109,17 @@ class Sidecar:
                 self.settings.metrics_host,
                 self.settings.metrics_port,
                 self.registry,
-                status=self.status,
+                status=self.status if self.settings.ui else None,
                 readiness=self.readiness,
                 dashboard=self.dashboard.respond_to if self.dashboard is not None else None,
+                token=self.settings.ui_token,
+                limits=HttpLimits(
+                    max_connections=self.settings.http_max_connections,
+                    read_timeout_s=self.settings.http_read_timeout_s,
+                    idle_timeout_s=self.settings.http_idle_timeout_s,
+                    write_timeout_s=self.settings.http_write_timeout_s,
+                ),
+                stats=self.http_stats,
             )
         except (OSError, SidecarError) as exc:
             self.receiver.stop(0.0)
@@ -173,19 +188,21 @@ class Sidecar:
             "exported": totals.exported,
             "dropped": dict(totals.dropped),
             "dropped_total": sum(totals.dropped.values()),
-            "export_errors": 0,
+            "export_errors": self.forwarder.health().export_errors if self.forwarder else 0,
             "workers": workers,
         }
 
     def readiness(self) -> list[str]:
-        """Why the sidecar is not ready (empty when it is)."""
+        """Why the sidecar is not ready (empty when it is). Runs on the HTTP server's event
+        loop, so a probe never waits behind a render: it must only read counters."""
         problems = []
         if self._stopping:
             problems.append("shutting down")
         elif not (self.receiver.bound and self.receiver.alive):
             problems.append("not receiving: sockets not bound")
-        if self.forwarder is not None and not self.forwarder.healthy():
-            problems.append("a forwarding exporter is failing")
+        failing = self.forwarder.failing() if self.forwarder is not None else []
+        if failing:
+            problems.append(f"a forwarding exporter is failing: {', '.join(failing)}")
         return problems
 
     def status(self) -> dict[str, object]:

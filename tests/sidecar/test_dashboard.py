@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from tests.sidecar.helpers import get, run_loadgen, running_sidecar, short_dir, status, wait_for
 from tests.support.processes import free_port
@@ -21,8 +22,14 @@ def test_the_pod_dashboard_shows_every_workers_requests_and_asks_for_its_token()
                 *("--agents", "4", "--events", "1000", "--routes", "4", "--rate", "4000"),
             )
             assert summary["sent"] == 4000, summary
+
+            def guarded_status() -> dict[str, Any]:
+                code, body = get(port, f"/_profilis/status.json?token={TOKEN}")
+                assert code == 200
+                return dict(json.loads(body))
+
             sidecar = wait_for(
-                lambda: status(port),
+                guarded_status,
                 lambda s: (
                     s["counters"]["events_received"] + sum(s["counters"]["dropped"].values())
                     == 4000
@@ -48,15 +55,17 @@ def test_the_pod_dashboard_shows_every_workers_requests_and_asks_for_its_token()
             assert sorted(routes) == [f"/load/{{id}}/{n}" for n in range(4)]
             workers = doc["collector"]["workers"]  # type: ignore[index]
             assert len(workers) == 4
-            assert status(port)["dashboard"]["sampled_out"] == 0
+            assert guarded_status()["dashboard"]["sampled_out"] == 0
 
             # The page itself, and the token check on it.
             code, body = get(port, f"/_profilis/?token={TOKEN}")
             assert code == 200 and b"<html" in body.lower()
             assert get(port, "/_profilis/")[0] == 401
             assert get(port, "/_profilis/metrics.json?token=wrong")[0] == 401
-            # The sidecar's own status stays open, like /metrics.
-            assert get(port, "/_profilis/status.json")[0] == 200
+            # The sidecar's own status (workers, services) asks for the same token; /metrics
+            # and the probes stay open.
+            assert get(port, "/_profilis/status.json")[0] == 401
+            assert get(port, "/metrics")[0] == 200
 
 
 def test_the_dashboard_samples_floods_out_of_the_page_not_out_of_the_metrics():

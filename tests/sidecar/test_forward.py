@@ -102,7 +102,7 @@ def test_a_failing_exporter_is_counted_and_makes_the_sidecar_unready(tmp: Path) 
         sidecar.stop(0.5)
 
     assert value(samples, "profilis_sidecar_events_received_total") == 3  # ingest unharmed
-    assert problems == ["a forwarding exporter is failing"]
+    assert problems == ["a forwarding exporter is failing: list"]
 
 
 def test_jsonl_forwarding_writes_every_event_by_shutdown(tmp: Path) -> None:

@@ -42,6 +42,11 @@ def datagram(
     service: str = "svc",
     **health: int,
 ) -> bytes:
+    # As a real agent reports it: its queue took every event it dropped, queued or sent.
+    health.setdefault(
+        "enqueued",
+        sum(health.get(name, 0) for name in ("queue_depth", "dropped_queue", "exported")),
+    )
     header = encode_header(
         orjson.dumps,
         profilis_version="2.0.0",
@@ -145,7 +150,14 @@ def test_rejected_datagrams_are_counted_by_reason(state: IngestState) -> None:
     state.ingest(b"[1, 2]")
 
     totals = state.totals()
-    assert totals.rejected == {"oversized": 1, "malformed": 2, "version": 1, "types": 1}
+    assert totals.rejected == {
+        "oversized": 1,
+        "malformed": 2,
+        "version": 1,
+        "types": 1,
+        "workers": 0,
+        "implausible": 0,
+    }
     assert totals.datagrams == 5
     # Events are counted where the datagram says how many it carried.
     assert totals.dropped["decode"] == 3
