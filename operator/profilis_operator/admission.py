@@ -11,6 +11,7 @@ what an opted-in pod gets is ``profilis_operator.injection.inject``.
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping
@@ -35,6 +36,7 @@ from profilis_operator.injection import (
     annotation_operation,
     inject,
 )
+from profilis_operator.names import is_dns_label
 
 __all__ = [
     "ADMISSION_SKIP_REASONS",
@@ -45,12 +47,13 @@ __all__ = [
     "ConfigEntry",
     "EventSpec",
     "choose_config",
+    "oversized",
 ]
 
 log = logging.getLogger("profilis.operator.admission")
 
 #: Values of the ``result`` label of the admission metrics.
-RESULTS: Final = ("injected", "skipped", "unexpected", "malformed", "error")
+RESULTS: Final = ("injected", "skipped", "unexpected", "malformed", "oversized", "error")
 _API_VERSIONS: Final = frozenset({"admission.k8s.io/v1", "admission.k8s.io/v1beta1"})
 #: Skips worth an Event: the pod asked for Profilis (or its namespace did) and did not get it.
 #: Pods that never opted in are counted, not reported: that is most pods of a cluster.
@@ -122,7 +125,8 @@ class Admission:
     """Reviews pods for the mutating webhook; remembers recent injections by pod content.
 
     A rollout sends the same pod (same template, no name yet) once per replica: the patch is
-    computed and encoded once per template and config, then served from a small LRU cache.
+    computed and encoded once per template and config, then served from a small LRU cache,
+    keyed by a digest of the pod (not the pod itself: 256 large pods would be a gigabyte).
     """
 
     def __init__(self, state: AdmissionState, *, cache_size: int = 256) -> None:
@@ -166,6 +170,10 @@ class Admission:
         namespace = request.get("namespace") or metadata.get("namespace")
         if not isinstance(namespace, str) or not namespace:
             return AdmissionOutcome(_response(uid, api_version), "malformed", "no-namespace")
+        # The namespace goes into an Event and its API path: only a name the API server could
+        # have sent (a DNS-1123 label) gets that far.
+        if not is_dns_label(namespace):
+            return AdmissionOutcome(_response(uid, api_version), "malformed", "bad-namespace")
         annotations = metadata.get("annotations") or {}
         if not isinstance(annotations, dict):
             return AdmissionOutcome(_response(uid, api_version), "malformed", "bad-annotations")
@@ -260,10 +268,13 @@ class Admission:
             injection = inject(pod, config, capabilities, constraints)
             patch = base64.b64encode(orjson.dumps(injection.patch)).decode("ascii")
             return injection, patch
-        key = orjson.dumps(
-            [pod, namespace, config.digest, capabilities.native_sidecars],
-            option=orjson.OPT_SORT_KEYS,
-        )
+        key = hashlib.blake2b(
+            orjson.dumps(
+                [pod, namespace, config.digest, capabilities.native_sidecars],
+                option=orjson.OPT_SORT_KEYS,
+            ),
+            digest_size=32,
+        ).digest()
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
@@ -303,6 +314,12 @@ def choose_config(
     if entry.config is None:
         return None, "invalid-config", f"ProfilisConfig {entry.name!r} is invalid: {entry.error}"
     return entry.config, None, ""
+
+
+def oversized(uid: str) -> AdmissionOutcome:
+    """The answer to a review too large to process (``WebhookLimits.max_review_bytes``):
+    admitted unchanged, like any other the webhook will not look into."""
+    return AdmissionOutcome(_response(uid), "oversized", "review-too-large")
 
 
 def _response(uid: str, api_version: str = "admission.k8s.io/v1", **extra: str) -> dict[str, Any]:

@@ -99,6 +99,35 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how often each ProfilisConfig's status (its workloads) is refreshed (10)",
     )
+    add(
+        "--webhook-max-connections",
+        type=int,
+        default=128,
+        metavar="N",
+        help="connections the webhook holds open, TLS handshakes included; more are closed "
+        "at once (128)",
+    )
+    add(
+        "--webhook-handshake-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="time a webhook client has to finish the TLS handshake (5)",
+    )
+    add(
+        "--webhook-idle-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="time a webhook connection may stay open without a whole request in (30)",
+    )
+    add(
+        "--webhook-max-review-bytes",
+        type=int,
+        default=2 << 20,
+        metavar="BYTES",
+        help="largest AdmissionReview processed; a larger one is admitted unchanged (2097152)",
+    )
     add("--peering", help="kopf peering name for several replicas (default: standalone)")
     add(
         "--log-level",
@@ -138,6 +167,10 @@ def options_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> O
             args.image or environ.get("PROFILIS_OPERATOR_IMAGE"),
         ),
         status_interval_s=args.status_interval,
+        webhook_max_connections=args.webhook_max_connections,
+        webhook_handshake_timeout_s=args.webhook_handshake_timeout,
+        webhook_idle_timeout_s=args.webhook_idle_timeout,
+        webhook_max_review_bytes=args.webhook_max_review_bytes,
     )
 
 

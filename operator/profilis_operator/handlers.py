@@ -28,11 +28,12 @@ from profilis_operator.constraints import (
 )
 from profilis_operator.effective_config import resolve
 from profilis_operator.errors import InvalidConfigError
+from profilis_operator.events import EventRecorder
 from profilis_operator.health import HealthServer, OperatorMetrics
 from profilis_operator.injection import ClusterCapabilities
-from profilis_operator.kubeapi import EventRecorder, KubeApi, connection_info
+from profilis_operator.kubeapi import KubeApi, connection_info
 from profilis_operator.options import OperatorOptions
-from profilis_operator.webhook import CertificateFiles, WebhookServer
+from profilis_operator.webhook import CertificateFiles, WebhookLimits, WebhookServer
 
 __all__ = ["OperatorRuntime", "register"]
 
@@ -96,7 +97,7 @@ class OperatorRuntime:
             if version is not None:
                 self.state.capabilities = ClusterCapabilities.for_version(*version)
         log.info("native sidecars: %s", self.state.capabilities.native_sidecars)
-        self.events = EventRecorder(self.api)
+        self.events = EventRecorder(self.api, metrics=self.metrics)
         self.events.start()
         if options.self_signed:
             hostnames = [
@@ -123,6 +124,12 @@ class OperatorRuntime:
             port=options.webhook_port,
             record_event=self.record_event,
             reload_interval_s=options.cert_reload_interval_s,
+            limits=WebhookLimits(
+                max_connections=options.webhook_max_connections,
+                handshake_timeout_s=options.webhook_handshake_timeout_s,
+                idle_timeout_s=options.webhook_idle_timeout_s,
+                max_review_bytes=options.webhook_max_review_bytes,
+            ),
         )
         self._health = HealthServer(
             self.metrics,

@@ -16,8 +16,20 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from profilis_operator.admission import RESULTS, AdmissionOutcome
 
-__all__ = ["HealthServer", "OperatorMetrics"]
+__all__ = ["EVENT_OUTCOMES", "REFUSALS", "HealthServer", "OperatorMetrics"]
 
+#: Values of the ``reason`` label of ``profilis_operator_webhook_connections_refused_total``.
+REFUSALS: Final = ("limit", "handshake", "timeout")
+#: Values of the ``outcome`` label of ``profilis_operator_events_total``.
+EVENT_OUTCOMES: Final = (
+    "posted",
+    "updated",
+    "deduplicated",
+    "rate-limited",
+    "invalid",
+    "dropped",
+    "failed",
+)
 #: Admission latency buckets (seconds): the apiserver's timeout is seconds, our target 5 ms.
 _LATENCY_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -69,10 +81,34 @@ class OperatorMetrics:
         self.ready = Gauge(
             "profilis_operator_ready", "1 when the webhook serves decisions.", registry=r
         )
+        self.webhook_connections = Gauge(
+            "profilis_operator_webhook_connections",
+            "Connections the webhook holds open, TLS handshakes in progress included.",
+            registry=r,
+        )
+        self.webhook_connections_refused = Counter(
+            "profilis_operator_webhook_connections_refused",
+            "Webhook connections closed unserved, by reason: limit (too many open), handshake "
+            "(TLS failed or too slow), timeout (a request body too slow).",
+            ["reason"],
+            registry=r,
+        )
+        self.events = Counter(
+            "profilis_operator_events",
+            "Kubernetes Events the operator handled, by outcome: posted, updated (a repeat "
+            "counted on the Event posted before), deduplicated, rate-limited, invalid, dropped "
+            "(queue full), failed.",
+            ["outcome"],
+            registry=r,
+        )
         for result in RESULTS:
             self.admission_requests.labels(result)  # present at 0 from the first scrape
         for component in ("webhook", "workloads", "tls", "events"):
             self.errors.labels(component)
+        for reason in REFUSALS:
+            self.webhook_connections_refused.labels(reason)
+        for outcome in EVENT_OUTCOMES:
+            self.events.labels(outcome)
         self._by_result = {result: self.admission_requests.labels(result) for result in RESULTS}
 
     def observe_admission(self, outcome: AdmissionOutcome, seconds: float) -> None:

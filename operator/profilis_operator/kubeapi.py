@@ -1,9 +1,9 @@
-"""The few Kubernetes API calls kopf does not make for us, and the Events the webhook records.
+"""The few Kubernetes API calls kopf does not make for us.
 
 kopf lists and watches; ``KubeApi`` makes the operator's own calls: annotating a workload's
 pod template and writing each ProfilisConfig's status (``profilis_operator.workloads``),
 setting the webhook configuration's ``caBundle`` (``profilis_operator.certs``), reading the
-server version, posting Events (``EventRecorder``). It logs in exactly as kopf does
+server version, posting Events (``profilis_operator.events``). It logs in exactly as kopf does
 (``connection_info``: in-cluster service account, else ``KUBECONFIG``); a 401 makes it log
 in again once (rotated service-account tokens).
 
@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import datetime as dt
 import logging
 import os
 import tempfile
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -43,18 +41,14 @@ from kubernetes.client import (
     CoreV1Event,
     CustomObjectsApi,
     OpenApiException,
-    V1EventSource,
     V1MutatingWebhookConfiguration,
-    V1ObjectMeta,
-    V1ObjectReference,
     VersionApi,
 )
 
 from profilis import __version__
 from profilis.k8s import API_GROUP, API_VERSION, CONFIG_PLURAL
-from profilis_operator.admission import EventSpec
 
-__all__ = ["ApiError", "EventRecorder", "KubeApi", "connection_info"]
+__all__ = ["ApiError", "KubeApi", "connection_info"]
 
 log = logging.getLogger("profilis.operator.api")
 #: Seconds one API call may take; the callers retry on their own schedule.
@@ -191,6 +185,21 @@ class KubeApi:
             ),
         )
 
+    async def count_event(self, namespace: str, name: str, count: int) -> None:
+        """Set an Event's ``count`` and ``lastTimestamp`` (a repeat of it happened)."""
+        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+        body = {"count": count, "lastTimestamp": now.replace("+00:00", "Z")}
+        await self._call(
+            f"PATCH event {namespace}/{name}",
+            lambda c: CoreV1Api(c).patch_namespaced_event(
+                name,
+                namespace,
+                body,
+                _content_type=_MERGE_PATCH,
+                _request_timeout=_REQUEST_TIMEOUT_S,
+            ),
+        )
+
     async def close(self) -> None:
         async with self._lock:
             if self._session is not None:
@@ -291,96 +300,3 @@ def _pem(data: str | bytes) -> bytes:
     """Inline kubeconfig data is base64 of the PEM text; a login handler may give PEM itself."""
     raw = data.encode("ascii") if isinstance(data, str) else data
     return raw if raw.lstrip().startswith(b"-----BEGIN ") else base64.b64decode(raw)
-
-
-class EventRecorder:
-    """Posts Kubernetes Events in the background; ``record`` never waits and never raises.
-
-    The queue is bounded (a full one drops, counted by ``dropped``), and an identical event
-    (same object, reason and message) is posted once per ``repeat_after_s``: a rollout of
-    fifty replicas leaves one "injected" event on its ReplicaSet, not fifty.
-    """
-
-    def __init__(
-        self,
-        api: KubeApi,
-        *,
-        component: str = "profilis-operator",
-        queue_size: int = 1000,
-        repeat_after_s: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._api = api
-        self._component = component
-        self._queue: asyncio.Queue[EventSpec] = asyncio.Queue(queue_size)
-        self._recent: dict[tuple[str, ...], float] = {}
-        self._repeat_after_s = repeat_after_s
-        self._clock = clock
-        self._task: asyncio.Task[None] | None = None
-        self.dropped = 0
-        self.posted = 0
-
-    def record(self, event: EventSpec) -> None:
-        involved = event.involved
-        key = (
-            event.namespace,
-            involved.get("kind", ""),
-            involved.get("name", ""),
-            event.reason,
-            event.message,
-        )
-        now = self._clock()
-        last = self._recent.get(key)
-        if last is not None and now - last < self._repeat_after_s:
-            return
-        if len(self._recent) > 10_000:  # forget old keys rather than grow without bound
-            self._recent = {k: t for k, t in self._recent.items() if now - t < self._repeat_after_s}
-        self._recent[key] = now
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.dropped += 1
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._post_forever(), name="profilis-events")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _post_forever(self) -> None:
-        while True:
-            event = await self._queue.get()
-            try:
-                await self._api.create_event(event.namespace, self._body(event))
-                self.posted += 1
-            except (ApiError, ValueError) as exc:
-                # Events are best effort; the metrics and the pod's own annotation remain.
-                log.warning("cannot post event %s: %s", event.reason, exc)
-
-    def _body(self, event: EventSpec) -> CoreV1Event:
-        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)  # the API keeps seconds
-        involved = event.involved
-        name = involved.get("name") or "pod"
-        return CoreV1Event(
-            # Named as the kubelet names its events: the object, then a unique suffix.
-            metadata=V1ObjectMeta(name=f"{name}.{time.time_ns():x}", namespace=event.namespace),
-            involved_object=V1ObjectReference(
-                api_version=involved.get("apiVersion") or None,
-                kind=involved.get("kind") or None,
-                name=involved.get("name") or None,
-                namespace=involved.get("namespace") or None,
-                uid=involved.get("uid") or None,
-            ),
-            reason=event.reason,
-            message=event.message[:1024],
-            type=event.type,
-            source=V1EventSource(component=self._component),
-            reporting_component=self._component,
-            first_timestamp=now,
-            last_timestamp=now,
-            count=1,
-        )

@@ -61,6 +61,13 @@ class OperatorOptions:
     defaults: InjectionConfig = field(default_factory=InjectionConfig)
     # Seconds between refreshes of each ProfilisConfig's status (its workload list).
     status_interval_s: float = 10.0
+    # What clients of the webhook port can hold (profilis_operator.webhook.WebhookLimits):
+    # open connections, seconds to finish the TLS handshake, seconds without a whole request
+    # in, and the largest review processed (bytes; larger ones are admitted unchanged).
+    webhook_max_connections: int = 128
+    webhook_handshake_timeout_s: float = 5.0
+    webhook_idle_timeout_s: float = 30.0
+    webhook_max_review_bytes: int = 2 << 20
 
     def __post_init__(self) -> None:
         for name in ("webhook_port", "health_port"):
@@ -83,6 +90,26 @@ class OperatorOptions:
             if not 0 < value <= 3600:
                 flag = "--" + name.removesuffix("_s").replace("_", "-")
                 raise OptionsError(f"{flag} must be in (0, 3600] seconds, got {value!r}")
+
+        if not isinstance(self.webhook_max_connections, int) or not (
+            1 <= self.webhook_max_connections <= 10_000
+        ):
+            raise OptionsError(
+                "--webhook-max-connections must be an integer in [1, 10000], "
+                f"got {self.webhook_max_connections!r}"
+            )
+        for name in ("webhook_handshake_timeout_s", "webhook_idle_timeout_s"):
+            value = getattr(self, name)
+            if not 0 < value <= 600:
+                flag = "--" + name.removesuffix("_s").replace("_", "-")
+                raise OptionsError(f"{flag} must be in (0, 600] seconds, got {value!r}")
+        if not isinstance(self.webhook_max_review_bytes, int) or not (
+            64 << 10 <= self.webhook_max_review_bytes <= 64 << 20
+        ):
+            raise OptionsError(
+                "--webhook-max-review-bytes must be an integer in [65536, 67108864], "
+                f"got {self.webhook_max_review_bytes!r}"
+            )
 
     @property
     def all_excluded_namespaces(self) -> frozenset[str]:

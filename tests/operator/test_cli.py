@@ -39,6 +39,26 @@ CERTS = ("--tls-cert-file", "/certs/tls.crt", "--tls-key-file", "/certs/tls.key"
             "PROFILIS_OPERATOR_NATIVE_SIDECARS must be auto, always or never, got 'sometimes'",
         ),
         (("--native-sidecars", "yes", *CERTS), {}, "invalid choice: 'yes'"),
+        (
+            ("--webhook-max-connections", "0", *CERTS),
+            {},
+            "--webhook-max-connections must be an integer in [1, 10000], got 0",
+        ),
+        (
+            ("--webhook-handshake-timeout", "0", *CERTS),
+            {},
+            "--webhook-handshake-timeout must be in (0, 600] seconds, got 0.0",
+        ),
+        (
+            ("--webhook-idle-timeout", "900", *CERTS),
+            {},
+            "--webhook-idle-timeout must be in (0, 600] seconds, got 900.0",
+        ),
+        (
+            ("--webhook-max-review-bytes", "1000", *CERTS),
+            {},
+            "--webhook-max-review-bytes must be an integer in [65536, 67108864], got 1000",
+        ),
     ],
 )
 def test_bad_settings_exit_2_naming_the_setting(

@@ -31,7 +31,8 @@ from aiohttp import web
 
 from profilis_operator import certs
 from profilis_operator.admission import EventSpec
-from profilis_operator.kubeapi import ApiError, EventRecorder, KubeApi, connection_info
+from profilis_operator.events import EventRecorder
+from profilis_operator.kubeapi import ApiError, KubeApi, connection_info
 from tests.operator.conftest import Cluster, eventually
 from tests.operator.pods import WEBHOOK_CONFIGS, deployment, webhook_configuration
 from tests.support.processes import free_port
