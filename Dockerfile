@@ -21,11 +21,16 @@ COPY pyproject.toml README.md ./
 COPY library ./library
 COPY sidecar ./sidecar
 COPY operator ./operator
+# The exact versions the test suite ran with (scripts/image_constraints.py): pyproject.toml's
+# ranges say what may work, this says what the image runs. pip would install a dependency
+# missing from it unpinned, so tests/chart/test_image_constraints.py checks that none is.
+COPY docker/constraints.txt ./docker/constraints.txt
 # A regular (non-editable) install: the image must not depend on /src. The extras are the
 # operator's and the sidecar's dependencies; the agent payload needs none (standard library).
 # pip itself is removed afterwards: nothing installs packages at run time.
 RUN python -m venv /opt/profilis \
-    && /opt/profilis/bin/pip install ".[operator,sidecar]" \
+    && /opt/profilis/bin/pip install --constraint docker/constraints.txt ".[operator,sidecar]" \
+    && /opt/profilis/bin/pip check \
     && /opt/profilis/bin/python -m pip uninstall --yes pip setuptools
 # Byte-code compiled now: the root filesystem is read-only at run time.
 RUN python -m compileall -q /opt/profilis

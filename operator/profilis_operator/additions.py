@@ -28,12 +28,15 @@ from profilis_operator.effective_config import InjectionConfig
 __all__ = [
     "APP_PYTHONPATH_VAR",
     "SECURITY_CONTEXT",
+    "UI_TOKEN_VAR",
+    "UI_VAR",
     "VOLUMES",
     "agent_env",
     "installer",
     "instrument",
     "list_at",
     "sidecar",
+    "sidecar_env",
 ]
 
 #: The non-root user of the Profilis image (distroless' "nonroot").
@@ -58,6 +61,9 @@ VOLUMES: Final = (
 APP_PYTHONPATH_VAR: Final = "PROFILIS_APP_PYTHONPATH"
 #: The sidecar reads its pod's name and namespace for its status page; apps get neither.
 _DOWNWARD_API: Final = (("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace"))
+#: The sidecar's dashboard switch ("on" or "off") and its token (read by profilis_sidecar.cli).
+UI_VAR: Final = "PROFILIS_SIDECAR_UI"
+UI_TOKEN_VAR: Final = "PROFILIS_SIDECAR_UI_TOKEN"
 
 
 def agent_env(config: InjectionConfig, service: str) -> list[tuple[str, str]]:
@@ -143,23 +149,23 @@ def sidecar(config: InjectionConfig, service: str, metrics_port: int) -> dict[st
         command.append(f"--forward=otlp:{config.otlp_endpoint}")
     if "console" in config.exporters:
         command.append("--forward=console:json")
-    probe_target = {"path": "/readyz", "port": METRICS_PORT_NAME}
+    # /healthz answers once the socket is bound (the HTTP server starts after it). Not
+    # /readyz: a failing forwarder (an OTLP endpoint down) makes it 503, and a startup probe
+    # on it would restart the sidecar in a loop and, as a native sidecar, hold the app back.
+    healthz = {"path": "/healthz", "port": METRICS_PORT_NAME}
     return {
         "name": SIDECAR_CONTAINER_NAME,
         "image": config.image,
         "imagePullPolicy": config.image_pull_policy,
         "command": command,
-        "env": [
-            {"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}}
-            for name, path in _DOWNWARD_API
-        ],
+        "env": sidecar_env(config),
         "ports": [{"name": METRICS_PORT_NAME, "containerPort": metrics_port, "protocol": "TCP"}],
         # The app starts once this passes (native sidecars), so its first batches find the
         # socket; 30 x 1 s covers a slow image start.
-        "startupProbe": {"httpGet": probe_target, "periodSeconds": 1, "failureThreshold": 30},
+        "startupProbe": {"httpGet": healthz, "periodSeconds": 1, "failureThreshold": 30},
         # No readiness probe on purpose: telemetry must never take the app out of service.
         "livenessProbe": {
-            "httpGet": {"path": "/healthz", "port": METRICS_PORT_NAME},
+            "httpGet": dict(healthz),
             "periodSeconds": 10,
             "failureThreshold": 3,
         },
@@ -167,6 +173,27 @@ def sidecar(config: InjectionConfig, service: str, metrics_port: int) -> dict[st
         "securityContext": copy.deepcopy(SECURITY_CONTEXT),
         "volumeMounts": [{"name": SOCKET_VOLUME, "mountPath": SOCKET_DIR}],
     }
+
+
+def sidecar_env(config: InjectionConfig) -> list[dict[str, Any]]:
+    """The sidecar's env: its pod's identity, and the dashboard's switch and token.
+
+    The token is a ``secretKeyRef``, so its value never appears in the pod spec, the
+    admission patch or the operator (which has no access to Secrets). The reference is
+    optional and the switch says "token": with the Secret missing, the sidecar starts with
+    the page off, never open, and a typo in a Secret's name cannot keep the app from starting.
+    """
+    env: list[dict[str, Any]] = [
+        {"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}}
+        for name, path in _DOWNWARD_API
+    ]
+    token = config.dashboard_token if config.dashboard_enabled else None
+    switch = "off" if not config.dashboard_enabled else "on" if token is None else "token"
+    env.append({"name": UI_VAR, "value": switch})
+    if token is not None:
+        reference = {"name": token.name, "key": token.key, "optional": True}
+        env.append({"name": UI_TOKEN_VAR, "valueFrom": {"secretKeyRef": reference}})
+    return env
 
 
 def list_at(parent: dict[str, Any], key: str) -> list[Any]:

@@ -37,6 +37,7 @@ __all__ = [
     "PULL_POLICIES",
     "InjectionConfig",
     "Resources",
+    "SecretKeyRef",
     "resolve",
 ]
 
@@ -60,10 +61,14 @@ BUILTIN_SPEC: Final[Mapping[str, Mapping[str, object]]] = {
     "instrumentations": {"disabled": []},
     "agent": {"debug": _BUILTIN.debug},
     "sidecar": {"imagePullPolicy": "IfNotPresent", "metricsPort": DEFAULT_METRICS_PORT},
+    "dashboard": {"enabled": True},
 }
 #: Fields with no schema default: a ProfilisConfig that leaves them out gets the operator's.
 _OPERATOR_FIELDS: Final = {"sidecar": ("image", "resources"), "agent": ("resources",)}
-_OPTIONAL_FIELDS: Final = {"exporters": ("otlpEndpoint",)}
+_OPTIONAL_FIELDS: Final = {"exporters": ("otlpEndpoint",), "dashboard": ("tokenSecretRef",)}
+#: A Secret's name (a DNS subdomain) and a key of its data, as the API server checks them.
+_SECRET_NAME: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_SECRET_KEY: Final = re.compile(r"[-._a-zA-Z0-9]+")
 #: Requests sized for the sidecar's measured idle use. Requests and limits of both CPU and
 #: memory: a ResourceQuota on any of them refuses a pod whose containers leave one out, and
 #: LimitRanger's defaults are applied before the webhook adds its containers. The CPU limit
@@ -88,6 +93,14 @@ Resources = Mapping[str, Mapping[str, str]]
 
 
 @dataclass(frozen=True, slots=True)
+class SecretKeyRef:
+    """One key of a Secret in the pod's own namespace (a container's ``secretKeyRef``)."""
+
+    name: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class InjectionConfig:
     """Everything the injection needs, checked. Build it with ``resolve``."""
 
@@ -109,6 +122,10 @@ class InjectionConfig:
     metrics_port: int = DEFAULT_METRICS_PORT
     sidecar_resources: Resources = field(default_factory=lambda: _DEFAULT_SIDECAR_RESOURCES)
     agent_resources: Resources = field(default_factory=lambda: _DEFAULT_AGENT_RESOURCES)
+    #: The sidecar's /_profilis/ page and its status.json; off: the sidecar serves neither.
+    dashboard_enabled: bool = True
+    #: The token the page asks for, from a Secret of the pod's namespace; None: no token.
+    dashboard_token: SecretKeyRef | None = None
     #: Short hash of all of the above: it changes exactly when an injected pod would differ.
     digest: str = field(init=False, compare=False)
 
@@ -147,11 +164,20 @@ class InjectionConfig:
                 "metricsPort": self.metrics_port,
                 "resources": _plain(self.sidecar_resources),
             },
+            "dashboard": {
+                "enabled": self.dashboard_enabled,
+                **(
+                    {"tokenSecretRef": _plain(self.dashboard_token)} if self.dashboard_token else {}
+                ),
+            },
         }
 
 
 def _plain(value: object) -> object:
-    """A copy in plain dicts (resources are read-only mappings)."""
+    """A copy in plain dicts (resources are read-only mappings, a Secret reference a
+    dataclass)."""
+    if isinstance(value, SecretKeyRef):
+        return {"name": value.name, "key": value.key}
     if isinstance(value, Mapping):
         return {key: _plain(item) for key, item in value.items()}
     return value
@@ -260,6 +286,10 @@ def _build(merged: Mapping[str, Mapping[str, Any]], service: object) -> Injectio
         agent_resources=_resources(
             "agent.resources", merged["agent"].get("resources", _DEFAULT_AGENT_RESOURCES)
         ),
+        dashboard_enabled=check_bool("dashboard.enabled", merged["dashboard"]["enabled"]),
+        dashboard_token=_secret_key_ref(
+            "dashboard.tokenSecretRef", merged["dashboard"].get("tokenSecretRef")
+        ),
     )
 
 
@@ -299,6 +329,27 @@ def _names(
     if not isinstance(value, list) or not all(isinstance(v, str) and v in accepted for v in value):
         raise ConfigError(setting, f"a list of names from {sorted(accepted)}", value)
     return tuple(dict.fromkeys(value))
+
+
+def _secret_key_ref(setting: str, value: object) -> SecretKeyRef | None:
+    """``{name, key}`` of a Secret in the pod's namespace, checked as the API server would:
+    a bad reference here would get every injected pod refused (or stuck) later."""
+    if value is None:
+        return None
+    accepted = "{name: a Secret name (DNS subdomain), key: a data key ([-._a-zA-Z0-9]+)}"
+    if not isinstance(value, Mapping) or set(value) != {"name", "key"}:
+        raise ConfigError(setting, accepted, value)
+    name, key = value["name"], value["key"]
+    if not isinstance(name, str) or len(name) > 253 or not _SECRET_NAME.fullmatch(name):
+        raise ConfigError(f"{setting}.name", "a Secret name (lowercase DNS subdomain)", name)
+    if (
+        not isinstance(key, str)
+        or len(key) > 253
+        or key in {".", ".."}
+        or not _SECRET_KEY.fullmatch(key)
+    ):
+        raise ConfigError(f"{setting}.key", "a Secret data key ([-._a-zA-Z0-9]+)", key)
+    return SecretKeyRef(name, key)
 
 
 def _resources(setting: str, value: object) -> Resources:

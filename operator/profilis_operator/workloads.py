@@ -123,6 +123,14 @@ class _AppliedTemplates:
 
     def __init__(self) -> None:
         self._by_uid: dict[str, tuple[int, dict[str, str | None]]] = {}
+        #: Workloads of excluded namespaces already reported as left alone (logged once).
+        self._excluded: set[str] = set()
+
+    def note_excluded(self, uid: str) -> bool:
+        """True the first time ``uid`` is seen in an excluded namespace."""
+        first = uid not in self._excluded
+        self._excluded.add(uid)
+        return first
 
     def already_applied(
         self, uid: str, generation: int | None, changes: Mapping[str, str | None]
@@ -143,6 +151,7 @@ class _AppliedTemplates:
 
     def forget(self, uid: str) -> None:
         self._by_uid.pop(uid, None)
+        self._excluded.discard(uid)
 
 
 def register(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -> None:
@@ -197,6 +206,18 @@ def register(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -> None:
         template = _template_annotations(body)
         if ANNOTATION_INJECT not in annotations and ANNOTATION_CONFIG_HASH not in template:
             return
+        if namespace in runtime.options.all_excluded_namespaces:
+            # The webhook never injects there either (kube-system, the operator's own, and
+            # those the chart excludes); the chart's workload guard refuses such patches.
+            if applied.note_excluded(uid):
+                log.info(
+                    "leaving %s %s/%s alone: namespace %s is excluded",
+                    resource.plural,
+                    namespace,
+                    name,
+                    namespace,
+                )
+            return
         config_hash = template_hash(
             profilis_configs.get(namespace, ()),
             annotations.get(ANNOTATION_CONFIG),
@@ -211,7 +232,7 @@ def register(registry: kopf.OperatorRegistry, runtime: OperatorRuntime) -> None:
         API_GROUP, API_VERSION, CONFIG_PLURAL, id="reconcile_config_users", registry=registry
     )
     async def reconcile_config_users(namespace: str | None, name: str, **kwargs: Any) -> None:
-        if namespace is None:
+        if namespace is None or namespace in runtime.options.all_excluded_namespaces:
             return
         profilis_configs: kopf.Index[str, ConfigEntry] = kwargs["profilis_configs"]
         profilis_workloads: kopf.Index[str, WorkloadRef] = kwargs["profilis_workloads"]

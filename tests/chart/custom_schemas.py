@@ -112,6 +112,12 @@ _KEY_USAGES: Final = [
 ]  # fmt: skip
 _GO_DURATION: Final = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
 
+#: Per-scrape limits of a PodMonitor's or ServiceMonitor's spec (int64, minimum 0 upstream).
+_SCRAPE_LIMITS: Final[dict[str, Schema]] = {
+    name: {"type": "integer", "minimum": 0}
+    for name in ("sampleLimit", "labelLimit", "labelValueLengthLimit")
+}
+
 SCHEMAS: Final[dict[str, Schema]] = {
     "PodMonitor": _resource(
         "monitoring.coreos.com/v1",
@@ -124,6 +130,7 @@ SCHEMAS: Final[dict[str, Schema]] = {
                 "selector": _LABEL_SELECTOR,
                 "namespaceSelector": _NAMESPACE_SELECTOR,
                 "podMetricsEndpoints": {"type": "array", "items": _endpoint("port")},
+                **_SCRAPE_LIMITS,
             },
         },
     ),
@@ -138,6 +145,7 @@ SCHEMAS: Final[dict[str, Schema]] = {
                 "selector": _LABEL_SELECTOR,
                 "namespaceSelector": _NAMESPACE_SELECTOR,
                 "endpoints": {"type": "array", "items": _endpoint("port")},
+                **_SCRAPE_LIMITS,
             },
         },
     ),

@@ -28,6 +28,7 @@ BUILT_IN_KINDS = frozenset(
         "CustomResourceDefinition",
         "Deployment",
         "MutatingWebhookConfiguration",
+        "NetworkPolicy",
         "Pod",
         "PodDisruptionBudget",
         "Role",
@@ -35,6 +36,8 @@ BUILT_IN_KINDS = frozenset(
         "Secret",
         "Service",
         "ServiceAccount",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     }
 )
 CUSTOM_KINDS = frozenset(

@@ -83,7 +83,7 @@ def test_the_schema_and_values_yaml_have_the_same_keys() -> None:
     assert in_values - in_schema == set(), "keys the schema would refuse"
     # Optional parts of Kubernetes types (a memory limit's sibling ephemeral-storage, the
     # kinds of affinity) are accepted without being spelled out in values.yaml.
-    optional = ("operator.affinity.", ".resources.requests.", ".resources.limits.")
+    optional = ("operator.affinity.", ".resources.requests.", ".resources.limits.", "Selector.")
     undocumented = {path for path in in_schema - in_values if not any(o in path for o in optional)}
     assert undocumented == set(), "schema keys values.yaml does not document"
 

@@ -24,6 +24,7 @@ CONFIG = resolve(
     {
         "sampling": {"excludedRoutes": ["/healthz"]},
         "instrumentations": {"disabled": ["sqlalchemy"]},
+        "dashboard": {"tokenSecretRef": {"name": "profilis-ui", "key": "token"}},
     }
 )
 

@@ -58,8 +58,8 @@ interface is matched in one place.
 
 {{/*
 values.injection as the operator's defaults file: the image travels in PROFILIS_OPERATOR_IMAGE,
-an empty pull policy means the chart's, and an empty OTLP endpoint is left out (the operator
-reads absent, not "", as "none").
+an empty pull policy means the chart's, and an empty OTLP endpoint or dashboard Secret name
+is left out (the operator reads absent, not "", as "none").
 */}}
 {{- define "profilis.injectionDefaults" -}}
 {{- $defaults := deepCopy .Values.injection }}
@@ -67,6 +67,9 @@ reads absent, not "", as "none").
 {{- $_ = set $defaults.sidecar "imagePullPolicy" (include "profilis.injectionPullPolicy" .) }}
 {{- if not $defaults.exporters.otlpEndpoint }}
 {{- $_ = unset $defaults.exporters "otlpEndpoint" }}
+{{- end }}
+{{- if not $defaults.dashboard.tokenSecretRef.name }}
+{{- $_ = unset $defaults.dashboard "tokenSecretRef" }}
 {{- end }}
 {{- toYaml $defaults }}
 {{- end }}
