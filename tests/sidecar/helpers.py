@@ -21,8 +21,10 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
+from profilis.exporters._wire import WireHealth, encode_header, join_datagram
 from tests.support.processes import RunningProcess, free_port, run_process
 
 T = TypeVar("T")
@@ -164,3 +166,28 @@ def stop_loadgen(process: subprocess.Popen[str]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.communicate()
+
+
+def agent_datagram(
+    *,
+    pid: int = 10,
+    seq: int = 1,
+    events: list[object] | None = None,
+    service: str = "svc",
+    **health: int,
+) -> bytes:
+    """One envelope as an agent sends it; ``health`` fields default as a real agent's do:
+    its queue took every event it dropped, queued or sent."""
+    health.setdefault(
+        "enqueued",
+        sum(health.get(name, 0) for name in ("queue_depth", "dropped_queue", "exported")),
+    )
+    header = encode_header(
+        orjson.dumps,
+        profilis_version="2.0.0",
+        service=service,
+        pid=pid,
+        seq=seq,
+        health=WireHealth(**health),
+    )
+    return join_datagram(header, orjson.dumps(events if events is not None else []))

@@ -14,14 +14,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import orjson
 import pytest
 
-from profilis.exporters._wire import WireHealth, encode_header, join_datagram
 from profilis.exporters.prometheus import OVERFLOW, EventMetrics
 from profilis_sidecar.cli import build_parser, settings_from_args
 from profilis_sidecar.settings import SidecarError, SidecarSettings
 from tests.sidecar.helpers import (
+    agent_datagram,
     counters,
     get,
     running_sidecar,
@@ -34,31 +33,11 @@ from tests.sidecar.helpers import (
 
 #: The memory limit the webhook gives an injected sidecar.
 SIDECAR_LIMIT_BYTES = 128 << 20
-HEALTH_KEYS = (
-    "queue_depth",
-    "queue_capacity",
-    "enqueued",
-    "dropped_queue",
-    "dropped_transport",
-    "exported",
-)
 
 
 def envelope(service: str, pid: int, seq: int, events: list[object], **health: int) -> bytes:
     health.setdefault("queue_capacity", 2048)
-    health.setdefault(
-        "enqueued",
-        sum(health.get(name, 0) for name in ("queue_depth", "dropped_queue", "exported")),
-    )
-    header = encode_header(
-        orjson.dumps,
-        profilis_version="2.0.0",
-        service=service,
-        pid=pid,
-        seq=seq,
-        health=WireHealth(**health),
-    )
-    return join_datagram(header, orjson.dumps(events))
+    return agent_datagram(service=service, pid=pid, seq=seq, events=events, **health)
 
 
 def flood(label_chars: int) -> Iterator[bytes]:

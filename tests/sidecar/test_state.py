@@ -10,11 +10,10 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from profilis.exporters._wire import WireHealth, encode_header, join_datagram
 from profilis.exporters.prometheus import EventMetrics
 from profilis_sidecar.metrics import build_registry, worker_labels
 from profilis_sidecar.state import IngestState
-from tests.sidecar.helpers import Families
+from tests.sidecar.helpers import Families, agent_datagram
 
 HTTP = {
     "kind": "HTTP",
@@ -34,28 +33,7 @@ class Clock:
         return self.now
 
 
-def datagram(
-    *,
-    pid: int = 10,
-    seq: int = 1,
-    events: list[object] | None = None,
-    service: str = "svc",
-    **health: int,
-) -> bytes:
-    # As a real agent reports it: its queue took every event it dropped, queued or sent.
-    health.setdefault(
-        "enqueued",
-        sum(health.get(name, 0) for name in ("queue_depth", "dropped_queue", "exported")),
-    )
-    header = encode_header(
-        orjson.dumps,
-        profilis_version="2.0.0",
-        service=service,
-        pid=pid,
-        seq=seq,
-        health=WireHealth(**health),
-    )
-    return join_datagram(header, orjson.dumps(events if events is not None else []))
+datagram = agent_datagram
 
 
 @pytest.fixture
