@@ -273,7 +273,7 @@ def decode_envelope(data: Buffer, *, codec: JsonCodec, max_bytes: int) -> Envelo
     if type(profilis_version) is not str or len(profilis_version) > _VERSION_MAX:
         raise WireError("types", "profilis_version must be a short string", count)
     pid = _bounded_int(envelope, "pid", 1, _PID_MAX, count)
-    seq = _bounded_int(envelope, "seq", 1, _INT64_MAX, count)
+    seq = _bounded_int(envelope, "seq", 0, _INT64_MAX, count)  # DESIGN: 0 or 1 starts
     health = envelope.get("health")
     if type(health) is not dict:
         raise WireError("types", "health must be an object", count)
