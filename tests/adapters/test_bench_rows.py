@@ -33,10 +33,13 @@ def test_a_known_extra_cost_is_found_and_nothing_is_found_in_nothing():
         for _ in itertools.repeat(None, n):
             work()
 
+    # The thread's CPU time, which another process on the machine does not stretch; the
+    # wall-clock figures are make bench's to report, and swing with the machine's load.
     extra = paired_overhead(run, QUICK, {})
-    bare_cost = extra.info["bare"]["median_ns"]  # type: ignore[index]
-    assert 0.5 * bare_cost < extra.value < 1.5 * bare_cost
-    assert abs(paired_overhead(same, QUICK, {}).value) < 0.2 * bare_cost
+    bare_cost = extra.info["bare"]["cpu_median_ns"]  # type: ignore[index]
+    assert 0.5 * bare_cost < extra.info["cpu_overhead_ns"] < 1.5 * bare_cost  # type: ignore[operator]
+    nothing = paired_overhead(same, QUICK, {}).info["cpu_overhead_ns"]
+    assert abs(nothing) < 0.2 * bare_cost  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("row", [flask_hooks, flask_ours, asgi_ours])
