@@ -14,8 +14,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -204,32 +205,93 @@ def test_no_sidecar_counts_transport_drops_without_blocking_or_raising(
     assert elapsed < 2.0  # one failed connect per batch at most, never a wait
 
 
-def test_a_full_socket_buffer_drops_and_counts_and_never_blocks(
+def send_in_background(exporter: CollectorExporter, batches: int) -> threading.Thread:
+    """Send ``batches`` 128-event batches from another thread, as the writer thread would."""
+    batch = [event(i) for i in range(128)]
+    thread = threading.Thread(target=lambda: [exporter(batch) for _ in range(batches)])
+    thread.start()
+    return thread
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+def test_a_full_socket_buffer_keeps_the_batch_and_sends_it_once_there_is_room(
     sock_dir: Path, exporters: list[CollectorExporter]
 ) -> None:
-    receiver = bind(sock_dir / "c.sock")  # never read during the sends
+    receiver = bind(sock_dir / "c.sock")  # not read until the buffer has been full
     exporter = make(exporters, sock_dir / "c.sock")
-    batch = [event(i) for i in range(128)]
+    sender = send_in_background(exporter, 200)
 
-    slowest = 0.0
-    for _ in range(200):
-        started = time.perf_counter()
-        exporter(batch)
-        slowest = max(slowest, time.perf_counter() - started)
+    assert wait_until(lambda: exporter.stats().last_error == "EAGAIN")
+    assert sender.is_alive()  # waiting for room, not dropping
+    assert exporter.stats().dropped_transport == 0
 
+    envelopes: list[Envelope] = []
+    deadline = time.monotonic() + 20.0
+    while sum(len(e.events) for e in envelopes) < 200 * 128 and time.monotonic() < deadline:
+        envelopes += receive(receiver)
+    sender.join(5.0)
+    assert not sender.is_alive()
     stats = exporter.stats()
-    assert stats.last_error == "EAGAIN"
+    assert (stats.sent_events, stats.dropped_transport) == (200 * 128, 0)
+    assert sum(len(e.events) for e in envelopes) == 200 * 128
+    assert [e.seq for e in envelopes] == list(range(1, len(envelopes) + 1))
+
+
+def test_closing_ends_the_wait_for_room_and_counts_what_is_left(
+    sock_dir: Path, exporters: list[CollectorExporter]
+) -> None:
+    receiver = bind(sock_dir / "c.sock")  # a paused sidecar: never read
+    exporter = make(exporters, sock_dir / "c.sock", close_timeout_s=0.3)
+    sender = send_in_background(exporter, 200)
+    assert wait_until(lambda: exporter.stats().last_error == "EAGAIN")
+
+    started = time.monotonic()
+    exporter.close()
+    sender.join(5.0)
+    elapsed = time.monotonic() - started
+    exporter.close()  # idempotent
+
+    assert not sender.is_alive()
+    assert elapsed < 2.0  # close_timeout_s and a backoff step, with room for a busy machine
+    stats = exporter.stats()
     assert stats.dropped_transport > 0
     assert stats.sent_events + stats.dropped_transport == 200 * 128
-    # A blocking send would hang here for good (nobody reads); the bound leaves room for
-    # a busy machine's preemptions.
-    assert slowest < 0.5
-    # What did leave is exactly what the receiver holds, and the drops are reported.
     envelopes = receive_all(receiver)
     assert sum(len(e.events) for e in envelopes) == stats.sent_events
-    exporter([event(0)])
-    (last,) = receive(receiver)
-    assert last.health.dropped_transport == stats.dropped_transport
+
+
+def test_a_closing_collector_ends_the_wait_for_room_and_its_accounting_holds(
+    sock_dir: Path, exporters: list[CollectorExporter]
+) -> None:
+    bind(sock_dir / "c.sock")  # a paused sidecar: never read
+    exporter = make(exporters, sock_dir / "c.sock", close_timeout_s=0.3)
+    collector: AsyncCollector[dict[str, Any]] = AsyncCollector(exporter, queue_size=4096)
+    exporter.attach(collector)
+    for i in range(50_000):
+        collector.enqueue(event(i))
+    assert wait_until(lambda: exporter.stats().last_error == "EAGAIN")
+    assert wait_until(lambda: collector.health().in_flight > 0)
+
+    started = time.monotonic()
+    collector.close(timeout=3.0)
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 2.5
+    health = collector.health()
+    assert health.in_flight == 0 and health.queue_depth == 0
+    assert health.dropped["queue"] > 0  # the queue overflowed while the writer waited
+    assert health.enqueued == 50_000
+    assert health.enqueued == (
+        health.exported + health.dropped_total + health.filtered + health.queue_depth
+    )
+    stats = exporter.stats()
+    assert stats.sent_events + stats.dropped_transport == health.exported
 
 
 def test_reconnects_on_its_own_at_most_once_per_interval(

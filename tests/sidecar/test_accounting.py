@@ -78,12 +78,13 @@ def test_under_capacity_the_totals_equal_what_was_sent() -> None:
     [
         # Flat out through the whole agent: its own queue overflows first.
         ("emitter", "queue"),
-        # Flat out into the exporter alone: the sidecar's socket queue overflows.
-        ("exporter", "transport"),
+        # Flat out into the exporter alone: the sidecar's socket buffer fills and the
+        # exporter waits for room (DESIGN: a busy sidecar is backpressure, not loss).
+        ("exporter", None),
     ],
 )
 def test_under_overload_sent_equals_counted_plus_dropped_exactly(
-    mode: str, overflowing: str
+    mode: str, overflowing: str | None
 ) -> None:
     events = 150_000
     with short_dir() as tmp, running_sidecar(tmp / "c.sock") as sidecar:
@@ -100,8 +101,11 @@ def test_under_overload_sent_equals_counted_plus_dropped_exactly(
     dropped_queue = value(samples, "profilis_events_dropped_total", reason="queue")
     dropped_transport = value(samples, "profilis_events_dropped_total", reason="transport")
     assert summary["unaccounted"] == 0
-    # The overload really happened.
-    assert value(samples, "profilis_events_dropped_total", reason=overflowing) > 0
+    if overflowing:  # the overload really happened
+        assert value(samples, "profilis_events_dropped_total", reason=overflowing) > 0
+    else:  # nothing is lost while the sidecar is only behind
+        assert received == total
+    assert dropped_transport == 0  # the sidecar was there all along
     assert received + dropped_queue + dropped_transport == total
     # And each part agrees with what the agents counted themselves.
     assert received == summary["sent"]

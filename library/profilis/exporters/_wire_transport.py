@@ -1,10 +1,11 @@
 """DatagramTransport: a non-blocking datagram socket to the sidecar that reopens itself.
 
 The one seam between ``CollectorExporter`` and the operating system. ``send`` never blocks
-and never raises: it answers whether the datagram left. A full buffer keeps the socket; any
-other failure (no socket file, sidecar gone or restarted) closes it, and the next ``send``
-reopens it, but at most once per ``reconnect_interval_s``, so a dead sidecar costs one
-failed ``connect`` per interval rather than one per batch.
+and never raises: it answers ``SENT``, ``FULL`` (the buffer is full: the sidecar is there but
+behind or paused; the caller keeps the datagram and retries after ``wait_writable``),
+``REFUSED`` (this datagram can never fit: EMSGSIZE) or ``FAILED`` (no socket file, sidecar
+gone or restarted). Only ``FAILED`` closes the socket; the next ``send`` reopens it, at most
+once per ``reconnect_interval_s``, so a dead sidecar costs one failed ``connect`` per interval.
 """
 
 from __future__ import annotations
@@ -19,17 +20,22 @@ from typing import Any, Final
 
 from profilis.config import CollectorAddress
 
-__all__ = ["DatagramTransport"]
+__all__ = ["FAILED", "FULL", "REFUSED", "SENT", "DatagramTransport"]
 
 log = logging.getLogger("profilis.exporters.collector")
 
-#: The sidecar is there but behind (or the datagram is too big for this socket): keep the
-#: socket and drop only this datagram.
-_KEEP_SOCKET: Final = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS, errno.EMSGSIZE})
+#: What ``send`` answers (plain ints: this is the writer's per-datagram path).
+SENT: Final = 0
+FULL: Final = 1
+REFUSED: Final = 2
+FAILED: Final = 3
+
+#: The sidecar is there but behind: keep the socket and the datagram, and retry.
+_FULL_ERRNOS: Final = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS})
 
 
 class DatagramTransport:
-    """Sends datagrams to ``address`` (Unix or UDP); ``send`` is True when one left."""
+    """Sends datagrams to ``address`` (Unix or UDP); ``send`` says whether one left."""
 
     def __init__(
         self,
@@ -52,26 +58,33 @@ class DatagramTransport:
     def connected(self) -> bool:
         return self._sock is not None
 
-    def send(self, data: bytes) -> bool:
+    def send(self, data: bytes) -> int:
+        """``SENT``, ``FULL``, ``REFUSED`` or ``FAILED`` (see the module docstring)."""
         sock = self._sock or self._connect()
         if sock is None:
-            return False
+            return FAILED
         try:
             sock.send(data)
         except OSError as exc:
             self.last_error = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
-            if exc.errno not in _KEEP_SOCKET:
-                self.close()
-            return False
-        return True
+            if exc.errno in _FULL_ERRNOS:
+                return FULL
+            if exc.errno == errno.EMSGSIZE:
+                return REFUSED
+            self.close()
+            return FAILED
+        return SENT
 
     def wait_writable(self, timeout_s: float) -> bool:
-        """Wait until the socket has room (or ``timeout_s``); False when there is no socket."""
+        """Wait up to ``timeout_s`` for room; True when the socket reports room."""
         sock = self._sock
         if sock is None:
             return False
-        select.select([], [sock], [], max(0.0, timeout_s))
-        return True
+        try:
+            _, writable, _ = select.select([], [sock], [], max(0.0, timeout_s))
+        except (OSError, ValueError):  # closed meanwhile
+            return False
+        return bool(writable)
 
     def allow_reconnect_now(self) -> None:
         """Let the next ``send`` connect whatever the pause (the final send at close)."""

@@ -1,13 +1,16 @@
 """CollectorExporter: the agent's sink that ships each batch to the pod's shared sidecar.
 
-It runs on the collector's writer thread. Each batch becomes one or more wire envelopes
-(``_wire``, split to stay under ``max_datagram_bytes``), each sent as one datagram on a
-non-blocking Unix (or UDP) socket. It never blocks and never raises: a full socket buffer, a
-missing socket or a dead sidecar counts the events as ``dropped_transport`` and moves on, and
-the socket is reopened on its own, at most once per ``reconnect_interval_s``. A heartbeat
-thread sends a health-only envelope when the process has been quiet for a while, and ``close``
-sends a last one, so the sidecar's counters end exact. A forked child gets its own socket,
-sequence and counters. The sidecar (``profilis_sidecar``) imports the decoding half from here.
+It runs on the collector's writer thread, never an app thread. Each batch becomes one or more
+wire envelopes (``_wire``, split to stay under ``max_datagram_bytes``), each sent as one
+datagram on a non-blocking Unix (or UDP) socket. A full socket buffer (a slow or paused
+sidecar) keeps the datagram: the writer waits for room with a capped backoff, so the
+collector's queue absorbs the burst, its depth shows the backpressure and only its overflow
+drops (``dropped_queue``). A missing socket or a dead sidecar counts the events as
+``dropped_transport`` and moves on; the socket is reopened at most once per
+``reconnect_interval_s``. Closing (this exporter or its collector) bounds the waiting to
+``close_timeout_s``. A heartbeat thread sends a health-only envelope when the process has been
+quiet, and ``close`` sends a last one, so the sidecar's counters end exact. A forked child gets
+its own socket, sequence and counters. The sidecar imports the decoding half from here.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from profilis.exporters._wire import (
     join_datagram,
     load_codec,
 )
-from profilis.exporters._wire_transport import DatagramTransport
+from profilis.exporters._wire_transport import FULL, REFUSED, SENT, DatagramTransport
 
 __all__ = [
     "DEFAULT_MAX_DATAGRAM_BYTES",
@@ -71,12 +74,20 @@ log = logging.getLogger("profilis.exporters.collector")
 
 #: Transport drops are logged at most this often: a line per drop would flood the app's logs.
 DROP_LOG_INTERVAL_S: Final = 60.0
+#: Waiting for room in a full socket buffer: the first wait, doubled up to the cap. Short, so
+#: a resumed sidecar is fed again within milliseconds; capped, so closing is seen promptly.
+RETRY_INITIAL_BACKOFF_S: Final = 0.001
+RETRY_MAX_BACKOFF_S: Final = 0.05
 _SERVICE_MAX: Final = 255
 _NO_EVENTS: Final = b"[]"
 
 
 class HealthSource(Protocol):
-    """What the exporter reads the queue counters from: an ``AsyncCollector``."""
+    """What the exporter reads the queue counters from: an ``AsyncCollector``.
+
+    A ``closed`` attribute, when the source has one (``AsyncCollector`` does), ends the wait
+    for a full socket buffer within ``close_timeout_s`` once it turns true.
+    """
 
     def health(self) -> CollectorHealth: ...
 
@@ -126,6 +137,7 @@ class CollectorExporter:
     _oversized: int
     _unencodable: int
     _last_send: float
+    _give_up_at: float | None
     _last_log: float
     _logged_drops: int
     _heartbeat_stop: threading.Event
@@ -209,7 +221,11 @@ class CollectorExporter:
 
     # ------------------------------------------------------------------ the sink
     def __call__(self, batch: Sequence[Mapping[str, Any]]) -> None:
-        """Send ``batch``; whatever cannot be sent now is counted, never retried or raised."""
+        """Send ``batch``, waiting while the socket buffer is full; never raises.
+
+        What cannot be sent (no sidecar, or closing ran out of time) is counted as
+        ``dropped_transport``.
+        """
         if not batch:
             return
         if self._pid != os.getpid():
@@ -228,12 +244,21 @@ class CollectorExporter:
                 log.debug("profilis: collector exporter failed on a batch", exc_info=True)
 
     def heartbeat(self) -> bool:
-        """Send a health-only envelope now; True if it left the process."""
+        """Send a health-only envelope now; True if it left the process.
+
+        Skipped (False) while the writer holds the socket, e.g. waiting for a paused sidecar:
+        the writer's own datagrams carry the same health, and a heartbeat never waits on it.
+        """
         if self._pid != os.getpid():
             self._after_fork()
-        with self._lock:
+        lock = self._lock
+        if not lock.acquire(blocking=False):
+            return False
+        try:
             # After close the socket is gone for good: reopening it would leak it.
-            return not self._closed and self._send(_NO_EVENTS, 0, self._source_health())
+            return not self._closed and self._send(_NO_EVENTS, 0, self._source_health()) == SENT
+        finally:
+            lock.release()
 
     def close(self) -> None:
         """Stop heartbeats, send the final health within ``close_timeout_s``. Idempotent."""
@@ -273,14 +298,42 @@ class CollectorExporter:
         self._unencodable += chunks.unencodable
         self._dropped += chunks.oversized + chunks.unencodable
         for index, (count, events_json) in enumerate(chunks.parts):
-            if not self._send(events_json, count, health):
-                # The buffer is full or the sidecar is gone: the rest would fare no better.
+            result = self._send_kept(events_json, count, health)
+            if result == REFUSED:
+                self._dropped += count  # EMSGSIZE: this one will never fit; the next may
+            elif result != SENT:
+                # The sidecar is gone, or closing ran out of time: the rest would fare no
+                # better.
                 self._dropped += sum(n for n, _ in chunks.parts[index:])
                 break
         if self._dropped > self._logged_drops:
             self._log_drops()
 
-    def _send(self, events_json: bytes, count: int, source: tuple[int, int, int, int]) -> bool:
+    def _send_kept(self, events_json: bytes, count: int, source: tuple[int, int, int, int]) -> int:
+        """Send one datagram, waiting for room while the buffer is full (``_give_up`` ends it)."""
+        result = self._send(events_json, count, source)
+        backoff = RETRY_INITIAL_BACKOFF_S
+        ready = False
+        while result == FULL and not self._give_up():
+            if ready:
+                # select saw room that the kernel then refused (ENOBUFS): sleep, never spin.
+                time.sleep(backoff)
+            ready = self._transport.wait_writable(backoff)
+            backoff = min(2 * backoff, RETRY_MAX_BACKOFF_S)
+            # Fresh counters: the depth the queue reached meanwhile is the news to report.
+            result = self._send(events_json, count, self._source_health())
+        return result
+
+    def _give_up(self) -> bool:
+        """True once closing (this exporter's or its collector's) has lasted close_timeout_s."""
+        if not (self._closed or getattr(self._source, "closed", False)):
+            return False
+        now = time.monotonic()
+        if self._give_up_at is None:
+            self._give_up_at = now + self._close_timeout_s
+        return now >= self._give_up_at
+
+    def _send(self, events_json: bytes, count: int, source: tuple[int, int, int, int]) -> int:
         header = encode_header(
             self._codec.dumps,
             profilis_version=__version__,
@@ -293,25 +346,21 @@ class CollectorExporter:
                 exported=self._sent_events + count,
             ),
         )
-        if not self._transport.send(join_datagram(header, events_json)):
-            return False
+        result = self._transport.send(join_datagram(header, events_json))
+        if result != SENT:
+            return result
         # The sequence moves only when a datagram leaves, so a gap seen by the sidecar means
         # loss on the way (UDP), never a send already counted here as dropped.
         self._seq += 1
         self._sent_events += count
         self._sent_datagrams += 1
         self._last_send = time.monotonic()
-        return True
+        return SENT
 
     def _send_final(self) -> None:
-        """The last health, waiting (boundedly) for room if the sidecar is just busy."""
-        deadline = time.monotonic() + self._close_timeout_s
+        """The last health, waiting for room within what is left of ``close_timeout_s``."""
         self._transport.allow_reconnect_now()
-        health = self._source_health()
-        while not self._send(_NO_EVENTS, 0, health):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._transport.wait_writable(min(remaining, 0.05)):
-                return
+        self._send_kept(_NO_EVENTS, 0, self._source_health())
 
     def _source_health(self) -> tuple[int, int, int, int]:
         """queue_depth, queue_capacity, enqueued, dropped_queue of the attached collector."""
@@ -379,6 +428,7 @@ class CollectorExporter:
         self._sent_events = self._sent_datagrams = 0
         self._dropped = self._oversized = self._unencodable = 0
         self._last_send = time.monotonic()
+        self._give_up_at = None
         self._last_log = float("-inf")
         self._logged_drops = 0
         self._heartbeat_stop = threading.Event()
