@@ -48,8 +48,12 @@ def test_sigkill_under_load_then_restart_agents_carry_on_and_drops_are_reported(
                     *("--agents", str(agents), "--events", str(events), "--rate", str(rate)),
                     *("--reconnect-interval", "0.1", "--heartbeat-interval", "0.5"),
                 )
+                # Every agent reporting, not just enough events: on a loaded machine one
+                # agent may start late.
                 before_kill = wait_for(
-                    lambda: counters(port), lambda c: c["events_received"] > 5_000, timeout=15
+                    lambda: counters(port),
+                    lambda c: c["events_received"] > 5_000 and c["workers_live"] == agents,
+                    timeout=60,
                 )
                 assert before_kill["workers_live"] == agents
                 first.signal(signal.SIGKILL)
@@ -59,14 +63,14 @@ def test_sigkill_under_load_then_restart_agents_carry_on_and_drops_are_reported(
             with running_sidecar(path, port=port) as second:
                 restarted_at = time.monotonic()
                 resumed = wait_for(
-                    lambda: counters(port), lambda c: c["events_received"] > 0, timeout=10
+                    lambda: counters(port), lambda c: c["events_received"] > 0, timeout=60
                 )
                 resumed_after_s = time.monotonic() - restarted_at
-                summary = finish_loadgen(load, timeout=30)
+                summary = finish_loadgen(load, timeout=120)
                 final = wait_for(
                     lambda: counters(port),
                     lambda c: c["events_exported"] >= summary["sent"],
-                    timeout=10,
+                    timeout=60,
                 )
                 samples = scrape(second.port or 0)
         finally:
@@ -74,11 +78,11 @@ def test_sigkill_under_load_then_restart_agents_carry_on_and_drops_are_reported(
                 stop_loadgen(load)
 
     assert resumed["events_received"] > 0
-    # Agents never blocked or raised: every agent finished, all events accounted for, and
-    # no single batch send took long even while the sidecar was gone.
+    # Agents never raised: every agent finished, all events accounted for. (Their writer
+    # threads may wait for room in a busy sidecar's buffer, by design; that app threads never
+    # wait is tests/sidecar/test_backpressure.py's subject.)
     assert summary["failed_agents"] == 0
     assert summary["unaccounted"] == 0
-    assert summary["send_ns_max"] < 500_000_000  # blocking would be seconds, not a preemption
     lost_to_the_crash = summary["dropped"]["transport"]
     assert lost_to_the_crash > 0
     # The new sidecar learns every agent's cumulative counts: drops during the outage
