@@ -31,7 +31,11 @@ BINARIES=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok)
 
 fits() {  # fits NAME FILE: FILE is a version of NAME the plane can use
     local version
-    version="$("$2" --version 2>/dev/null | head -n 1)" || return 1
+    # The whole output, then its first line: with pipefail, "| head -n 1" fails whenever
+    # head exits before a multi-line --version (etcd's) is written (SIGPIPE), as on a busy
+    # machine, and a fitting binary would be rebuilt.
+    version="$("$2" --version 2>/dev/null)" || return 1
+    version="${version%%$'\n'*}"
     case "$1" in
         kube-*) [[ "$version" == "Kubernetes ${K8S_VERSION%.*}."* ]] ;;
         etcd) [[ "$version" == "etcd Version: 3.5."* || "$version" == "etcd Version: 3.6."* ]] ;;
