@@ -61,6 +61,8 @@ bench: setup
 	$(BIN)/python -m bench
 
 # `make demo [DURATION=seconds] [BACKPRESSURE=1]`: the whole pipeline on this machine (demo/).
+# BACKPRESSURE=1 throttles the real sidecar (PROFILIS_SIDECAR_INGEST_RATE_LIMIT) and gives the
+# agents a small queue, so the queue alerts fire and reach Alertmanager; the demo says when.
 DURATION     ?= 0
 BACKPRESSURE ?= 0
 

@@ -3,8 +3,11 @@
 Order: inject and run the pod (``demo.pod``), wait for the sidecar and gunicorn, start
 Prometheus/Alertmanager if they can run (``demo.monitoring``), drive traffic
 (``demo.traffic``), print a live line every few seconds and a final summary
-(``demo.summary``). Everything started is stopped in reverse order, on the deadline, on
-Ctrl-C or SIGTERM alike.
+(``demo.summary``), and say when the queue alerts fire in Prometheus and reach Alertmanager.
+``--backpressure`` throttles the pod's real sidecar (``demo.pod.Backpressure``: an
+ingest-rate limit, and a small agent queue through the pod's ProfilisConfig), so the shop
+workers' queues fill and ProfilisQueueFilling, then ProfilisQueueSaturated fire. Everything
+started is stopped in reverse order, on the deadline, on Ctrl-C or SIGTERM alike.
 """
 
 from __future__ import annotations
@@ -23,10 +26,10 @@ from types import FrameType
 
 import yaml
 
-from demo.monitoring import Monitoring, firing_and_pending, start_monitoring
+from demo.monitoring import WATCHED_ALERTS, Monitoring, firing_and_pending, start_monitoring
 from demo.pod import (
+    BACKPRESSURE,
     DEPLOYMENT,
-    collector_socket,
     inject_pod,
     pod_from_deployment,
     pod_ports,
@@ -34,7 +37,7 @@ from demo.pod import (
 )
 from demo.processes import DemoError, Process, free_port, wait_http
 from demo.summary import Alerts, Snapshot, final_summary, live_line
-from demo.traffic import Traffic, stalled_agents
+from demo.traffic import Traffic
 
 LIVE_EVERY_S = 5.0
 
@@ -55,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--backpressure",
         type=_flag,
         default=False,
-        help="1: add agents that never flush, so the queue alerts fire",
+        help="1: throttle the sidecar (ingest-rate limit) so the shop's queues fill and the "
+        "queue alerts fire",
     )
     parser.add_argument("--rate", type=float, default=60.0, help="requests/s to the shop")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
@@ -75,9 +79,30 @@ def _alerts(monitoring: Monitoring | None) -> Alerts:
         return Alerts(available=False)
     try:
         firing, pending, received = firing_and_pending(monitoring)
-    except OSError:
+    except (OSError, ValueError, KeyError):
         return Alerts()
-    return Alerts(tuple(firing), tuple(pending), received)
+    return Alerts(tuple(firing), tuple(pending), len(received), delivered=tuple(received))
+
+
+class _AlertWatch:
+    """Says once each when a watched alert goes pending, fires in Prometheus, reaches
+    Alertmanager (``WATCHED_ALERTS``: the queue alerts)."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[str, str]] = set()
+
+    def news(self, alerts: Alerts, elapsed_s: float) -> list[str]:
+        lines = []
+        for name in WATCHED_ALERTS:
+            for where, present in (
+                ("pending in Prometheus", name in alerts.pending),
+                ("firing in Prometheus", name in alerts.firing),
+                ("reached Alertmanager", name in alerts.delivered),
+            ):
+                if present and (name, where) not in self.seen:
+                    self.seen.add((name, where))
+                    lines.append(f"[{elapsed_s:5.0f} s] alert {name} {where}")
+        return lines
 
 
 class _Progress:
@@ -120,11 +145,13 @@ class _Pod:
     labels: dict[str, str]  # the target labels a PodMonitor would give its scrapes
 
 
-def _start_pod(workdir: Path, cleanups: list[Callable[[], None]]) -> _Pod:
+def _start_pod(workdir: Path, cleanups: list[Callable[[], None]], *, backpressure: bool) -> _Pod:
     """The sample Deployment's pod, injected by the operator, running and answering."""
     deployment = yaml.safe_load(DEPLOYMENT.read_text())
     pod = pod_from_deployment(deployment, app_port=free_port(8000))
-    patched, injected = inject_pod(pod, metrics_port=free_port(9464))
+    patched, injected = inject_pod(
+        pod, metrics_port=free_port(9464), backpressure=BACKPRESSURE if backpressure else None
+    )
     metadata = pod["metadata"]
     (workdir / "pod-before.yaml").write_text(yaml.safe_dump(pod, sort_keys=False))
     spec = patched["spec"]
@@ -172,6 +199,8 @@ def _watch(
     start = time.monotonic()
     before = Snapshot.read(pod.sidecar_url)
     next_live = start + LIVE_EVERY_S
+    next_alerts = start + 1.0
+    watch = _AlertWatch()
     progress = _Progress(args.duration, traffic)
     stopped_by: BaseException | None = None
     try:
@@ -179,6 +208,13 @@ def _watch(
             time.sleep(0.5)
             if not pod.process.alive():
                 raise DemoError(f"the pod runner exited:\n{pod.process.tail()}")
+            if monitoring is not None and time.monotonic() >= next_alerts:
+                next_alerts += 1.0
+                news = watch.news(_alerts(monitoring), time.monotonic() - start)
+                if news:
+                    progress.clear()
+                    for line in news:
+                        _say(line)
             if time.monotonic() >= next_live:
                 next_live += LIVE_EVERY_S
                 now = Snapshot.read(pod.sidecar_url)
@@ -203,7 +239,7 @@ def _watch(
 
 
 def run(args: argparse.Namespace, workdir: Path, cleanups: list[Callable[[], None]]) -> None:
-    pod = _start_pod(workdir, cleanups)
+    pod = _start_pod(workdir, cleanups, backpressure=args.backpressure)
     monitoring: Monitoring | None = None
     started = start_monitoring(
         workdir,
@@ -222,9 +258,16 @@ def run(args: argparse.Namespace, workdir: Path, cleanups: list[Callable[[], Non
     traffic.start()
     cleanups.append(traffic.stop)
     if args.backpressure:
-        stalled = stalled_agents(collector_socket(pod.sidecar_url), workdir / "stalled-agents.log")
-        cleanups.append(stalled.stop)
-        _say("BACKPRESSURE=1: 2 agents that never flush fill their queues; watch the queue alerts")
+        _say(
+            f"BACKPRESSURE=1: the sidecar reads at most {BACKPRESSURE.ingest_rate_limit:g} "
+            "datagrams/s (PROFILIS_SIDECAR_INGEST_RATE_LIMIT), so the shop workers' queues "
+            f"({BACKPRESSURE.queue_size} events, ProfilisConfig collector.queueSize) fill;"
+        )
+        _say(
+            "  the queue alerts' `for:` is 5 s here; the demo says when "
+            + " and ".join(WATCHED_ALERTS)
+            + " fire in Prometheus and reach Alertmanager"
+        )
     _print_where(pod, monitoring, workdir, args.duration)
     _watch(args, pod, traffic, monitoring)
 

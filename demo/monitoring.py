@@ -26,6 +26,7 @@ __all__ = [
     "ALERTMANAGER_CONFIG",
     "JOB",
     "QUEUE_ALERTS",
+    "WATCHED_ALERTS",
     "Monitoring",
     "demo_rules",
     "firing_and_pending",
@@ -40,6 +41,8 @@ JOB = "profilis-sidecar"
 SCRAPE_INTERVAL_S = 1
 #: Shortened in BACKPRESSURE mode so the alert path shows within a minute, not after 5.
 QUEUE_ALERTS = ("ProfilisQueueFilling", "ProfilisQueueSaturated", "ProfilisEventsDropped")
+#: The alerts whose firing and arrival at Alertmanager the demo announces, in this order.
+WATCHED_ALERTS = ("ProfilisQueueFilling", "ProfilisQueueSaturated")
 SHORT_FOR = "5s"
 ALERTMANAGER_CONFIG: Mapping[str, Any] = {
     "route": {"receiver": "record", "group_wait": "1s", "group_interval": "1s"},
@@ -162,10 +165,11 @@ def _get_json(url: str) -> Any:
         return json.load(response)
 
 
-def firing_and_pending(monitoring: Monitoring) -> tuple[list[str], list[str], int]:
-    """Alert names firing and pending in Prometheus, and how many reached Alertmanager."""
+def firing_and_pending(monitoring: Monitoring) -> tuple[list[str], list[str], list[str]]:
+    """Alert names firing and pending in Prometheus, and the alerts Alertmanager holds (one
+    name per alert, so a name repeats for each worker it fired for)."""
     alerts = _get_json(f"{monitoring.prometheus_url}/api/v1/alerts")["data"]["alerts"]
     firing = sorted({a["labels"]["alertname"] for a in alerts if a["state"] == "firing"})
     pending = sorted({a["labels"]["alertname"] for a in alerts if a["state"] == "pending"})
-    received = len(_get_json(f"{monitoring.alertmanager_url}/api/v2/alerts"))
-    return firing, pending, received
+    received = _get_json(f"{monitoring.alertmanager_url}/api/v2/alerts")
+    return firing, pending, sorted(a["labels"]["alertname"] for a in received)

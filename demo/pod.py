@@ -10,9 +10,7 @@ Neighbours: ``demo.__main__`` calls both; ``demo.summary`` reads the ports found
 from __future__ import annotations
 
 import copy
-import json
 import sys
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +26,10 @@ from profilis_operator.injection import ClusterCapabilities, inject
 
 __all__ = [
     "APP_DIR",
+    "BACKPRESSURE",
     "DEPLOYMENT",
+    "Backpressure",
     "PodPorts",
-    "collector_socket",
     "inject_pod",
     "pod_from_deployment",
     "pod_ports",
@@ -43,6 +42,27 @@ DEPLOYMENT = APP_DIR / "deployment.yaml"
 # The image table for the pod runner: the shop's image is its source folder run with this
 # virtualenv (gunicorn, Flask, SQLAlchemy), as `docker build examples/demo` would package it.
 _SHOP_IMAGE = "profilis-demo-shop"
+
+
+@dataclass(frozen=True)
+class Backpressure:
+    """``make demo BACKPRESSURE=1``: the real sidecar throttled, the shop's agents unchanged.
+
+    The sidecar reads at most ``ingest_rate_limit`` datagrams a second
+    (``PROFILIS_SIDECAR_INGEST_RATE_LIMIT``, set on its container as ``kubectl set env``
+    would), so at most 2 x 16 = 32 events a second get through while the demo's traffic
+    (60 requests/s, ~1.8 events each) makes ~110: the agents keep their batches and their
+    queues fill. The queue is made small through the pod's ProfilisConfig
+    (``collector.queueSize``, ``collector.batchMax``), so each worker's queue passes 90% within
+    about 20-30 s instead of minutes. /metrics keeps answering, so Prometheus sees the depth.
+    """
+
+    ingest_rate_limit: float = 2.0
+    queue_size: int = 256
+    batch_max: int = 16
+
+
+BACKPRESSURE = Backpressure()
 
 
 @dataclass(frozen=True)
@@ -87,29 +107,52 @@ def pod_from_deployment(deployment: Mapping[str, Any], *, app_port: int) -> dict
     return pod
 
 
-def inject_pod(pod: Mapping[str, Any], *, metrics_port: int) -> tuple[dict[str, Any], str]:
+def inject_pod(
+    pod: Mapping[str, Any], *, metrics_port: int, backpressure: Backpressure | None = None
+) -> tuple[dict[str, Any], str]:
     """The pod as the webhook admits it (the operator's patch applied), and what it did.
 
     The config is the operator's defaults with the sidecar's metrics port moved when 9464 is
-    taken here; native sidecars, as on Kubernetes 1.29+.
+    taken here; native sidecars, as on Kubernetes 1.29+. With ``backpressure``, the config
+    also has its small queue, and the sidecar container its ingest-rate limit.
     """
-    config = resolve({"sidecar": {"metricsPort": metrics_port}})
+    spec: dict[str, Any] = {"sidecar": {"metricsPort": metrics_port}}
+    if backpressure is not None:
+        spec["collector"] = {
+            "queueSize": backpressure.queue_size,
+            "batchMax": backpressure.batch_max,
+        }
+    config = resolve(spec)
     injection = inject(pod, config, ClusterCapabilities(native_sidecars=True))
     if not injection.injected:
         raise DemoError(f"the operator did not inject the demo pod: {injection.message}")
     patched: dict[str, Any] = jsonpatch.apply_patch(dict(pod), injection.patch)
+    if backpressure is not None:
+        sidecar = _sidecar_container(patched)
+        sidecar.setdefault("env", []).append(
+            {
+                "name": "PROFILIS_SIDECAR_INGEST_RATE_LIMIT",
+                "value": f"{backpressure.ingest_rate_limit:g}",
+            }
+        )
     return patched, injection.message
+
+
+def _sidecar_container(pod: Mapping[str, Any]) -> dict[str, Any]:
+    spec = pod["spec"]
+    container: dict[str, Any] = next(
+        c
+        for c in [*spec.get("initContainers", []), *spec["containers"]]
+        if c["name"] == SIDECAR_CONTAINER_NAME
+    )
+    return container
 
 
 def pod_ports(pod: Mapping[str, Any]) -> PodPorts:
     spec = pod["spec"]
     app = spec["containers"][0]
     env = {item["name"]: item.get("value") for item in app.get("env", [])}
-    sidecar = next(
-        c
-        for c in [*spec.get("initContainers", []), *spec["containers"]]
-        if c["name"] == SIDECAR_CONTAINER_NAME
-    )
+    sidecar = _sidecar_container(pod)
     metrics = next(p for p in sidecar["ports"] if p["name"] == METRICS_PORT_NAME)
     return PodPorts(app=int(env["PORT"]), metrics=int(metrics["containerPort"]))
 
@@ -124,14 +167,3 @@ def run_pod(pod: Mapping[str, Any], workdir: Path) -> Process:
     argv = [sys.executable, "-m", "profilis_operator.podrun", str(pod_file)]
     argv += ["--images", str(images_file), "--name", pod["metadata"]["name"]]
     return Process.start("pod runner", argv, workdir / "pod.log")
-
-
-def collector_socket(sidecar_url: str) -> str:
-    """The pod's collector socket as the pod runner mapped it, from the sidecar's status.
-
-    The runner puts the pod's volumes in a temp dir of its own choosing; the sidecar knows
-    where it listens.
-    """
-    with urllib.request.urlopen(f"{sidecar_url}/_profilis/status.json", timeout=3) as response:
-        listen: list[str] = json.load(response)["sidecar"]["listen"]
-    return next(address for address in listen if address.startswith("unix://"))

@@ -31,6 +31,7 @@ class Alerts:
     pending: tuple[str, ...] = ()
     received: int = 0  # alerts Alertmanager holds
     available: bool = True
+    delivered: tuple[str, ...] = ()  # their names (one per alert)
 
 
 Buckets = dict[float, float]  # upper bound -> cumulative count

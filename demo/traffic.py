@@ -2,25 +2,21 @@
 
 A few client threads pick a route by weight, pace themselves to a total rate and count what
 they sent per route and status class; the live display reads those counts. The backpressure
-mode adds agents that never flush (``profilis_sidecar.loadgen``), so queue alerts fire.
+mode sends this same traffic: what changes is the sidecar, throttled (``demo.pod.Backpressure``).
 """
 
 from __future__ import annotations
 
 import random
-import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 
-from demo.processes import Process
-
-__all__ = ["ROUTES", "Traffic", "stalled_agents"]
+__all__ = ["ROUTES", "Traffic"]
 
 
 @dataclass(frozen=True)
@@ -89,18 +85,3 @@ class Traffic:
                     self.sent[(f"{route.method} {route.template}", outcome)] += 1
                 next_at += interval_s
                 self._stop.wait(max(0.0, next_at - time.monotonic()))
-
-
-def stalled_agents(socket_address: str, log_path: Path) -> Process:
-    """Two agents whose writers never flush: their queues fill, then they drop (BACKPRESSURE).
-
-    The batch is larger than the queue and the flush interval longer than any demo, as behind
-    an exporter that hangs; their heartbeats keep reporting the depth to the sidecar.
-    """
-    argv = [
-        sys.executable, "-m", "profilis_sidecar.loadgen", "--address", socket_address,
-        "--agents", "2", "--rate", "500", "--events", "10000000", "--queue-size", "1000",
-        "--batch-max", "100000", "--flush-interval", "3600", "--heartbeat-interval", "0.5",
-        "--close-timeout", "0", "--timeout", "86400", "--service", "batch-jobs",
-    ]  # fmt: skip
-    return Process.start("stalled agents", argv, log_path)

@@ -3,6 +3,7 @@
 Flags win over the environment: ``PROFILIS_SIDECAR_LISTEN`` (comma list of addresses),
 ``PROFILIS_SIDECAR_METRICS_PORT``, ``PROFILIS_SIDECAR_MAX_LABEL_LENGTH``,
 ``PROFILIS_SIDECAR_SERIES_BUDGET``, ``PROFILIS_SIDECAR_MAX_WORKERS``,
+``PROFILIS_SIDECAR_INGEST_RATE_LIMIT`` (datagrams a second; for demos and alert tests),
 ``PROFILIS_SIDECAR_UI`` (on|off|token), ``PROFILIS_SIDECAR_HTTP_*`` (the metrics port's limits),
 ``PROFILIS_SERVICE_NAME`` (read through ``profilis.config``), ``PROFILIS_SIDECAR_UI_TOKEN``
 (the dashboard's token; never a flag, so it stays out of ``ps``) and the downward-API
@@ -55,6 +56,13 @@ def _seconds(text: str) -> float:
     value = float(text)
     if not 0 <= value < float("inf"):
         raise ValueError(f"a number of seconds, got {text!r}")
+    return value
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"a number of datagrams a second (0: unlimited), got {text!r}")
     return value
 
 
@@ -127,6 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=16 << 20,
         metavar="BYTES",
         help="datagrams read and waiting to be processed, at most (default 16 MiB)",
+    )
+    parser.add_argument(
+        "--ingest-rate-limit",
+        type=_rate,
+        metavar="PER_SECOND",
+        help="read at most this many datagrams a second, so the agents' queues fill (for "
+        "demos and for testing the queue alerts; env PROFILIS_SIDECAR_INGEST_RATE_LIMIT; "
+        "default 0: unlimited)",
     )
     parser.add_argument(
         "--log-interval",
@@ -286,6 +302,9 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
     port = args.metrics_port
     if port is None:
         port = _from_env(environ, "PROFILIS_SIDECAR_METRICS_PORT", _port)
+    rate_limit = args.ingest_rate_limit
+    if rate_limit is None:
+        rate_limit = _from_env(environ, "PROFILIS_SIDECAR_INGEST_RATE_LIMIT", _rate)
     service = args.service
     if service is None:
         try:
@@ -300,6 +319,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         worker_expiry_s=args.worker_expiry,
         max_datagram_bytes=args.max_datagram_bytes,
         backlog_bytes=args.backlog_bytes,
+        ingest_rate_limit=0.0 if rate_limit is None else rate_limit,
         log_interval_s=args.log_interval,
         drain_timeout_s=args.drain_timeout,
         socket_mode=args.socket_mode,

@@ -10,6 +10,12 @@ bounded backlog of its own: bursts wait there instead of being refused to the ag
 ``backlog_bytes`` it stops taking, and agents count what the kernel refuses. ``stop`` shuts
 the sockets for reading (senders get an error at once, counted by them), then processes what
 was already queued.
+
+An ingest-rate limit (``ingest_rate_limit`` datagrams a second, 0: none) makes the thread read
+no faster than that from the sockets (a token bucket holding one second's worth, at least
+one): the kernel's queue fills, then the agents keep their batches and their queues fill,
+while /metrics (another thread) keeps answering. It exists for demos and for testing the
+queue alerts; a production sidecar runs unlimited. The drain at ``stop`` is not limited.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from typing import Final
 from profilis.config import CollectorAddress
 from profilis_sidecar.settings import SidecarError
 
-__all__ = ["Receiver", "bind_udp", "bind_unix"]
+__all__ = ["Receiver", "TokenBucket", "bind_udp", "bind_unix"]
 
 log = logging.getLogger("profilis.sidecar")
 
@@ -107,12 +113,49 @@ def bind_udp(host: str, port: int) -> socket.socket:
     return sock
 
 
+class TokenBucket:
+    """``rate`` tokens a second, holding at most ``max(1, rate)``; starts full.
+
+    ``clock`` (seconds, monotonic) is injectable for tests.
+    """
+
+    def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if not rate > 0:
+            raise ValueError("a token bucket needs a positive rate")
+        self._rate = float(rate)
+        self._capacity = max(1.0, self._rate)
+        self._clock = clock
+        self._tokens = self._capacity
+        self._updated = clock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        if now > self._updated:
+            self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
+        self._updated = now
+
+    def ready(self) -> bool:
+        """Whether a token is there to spend."""
+        self._refill()
+        return self._tokens >= 1.0
+
+    def spend(self) -> None:
+        """Take one token (call after ``ready`` said yes)."""
+        self._tokens -= 1.0
+
+    def wait_s(self) -> float:
+        """Seconds until the next token (0 when one is there)."""
+        self._refill()
+        return max(0.0, (1.0 - self._tokens) / self._rate)
+
+
 class Receiver:
     """Owns the listening sockets and the thread that reads them.
 
     ``ingest`` gets each datagram, in arrival order per socket; ``housekeeping`` runs about
     every ``housekeeping_interval_s`` on the same thread. ``backlog_bytes`` bounds the
-    datagrams read from the kernel and not yet ingested.
+    datagrams read from the kernel and not yet ingested. ``ingest_rate_limit`` (datagrams a
+    second, 0: unlimited) bounds how fast they are read; ``clock`` times it.
     """
 
     def __init__(
@@ -125,6 +168,8 @@ class Receiver:
         backlog_bytes: int = 16 << 20,
         housekeeping: Callable[[], object] = lambda: None,
         housekeeping_interval_s: float = 1.0,
+        ingest_rate_limit: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._addresses = tuple(addresses)
         self._ingest = ingest
@@ -135,6 +180,10 @@ class Receiver:
         self._backlog_bytes = 0
         self._housekeeping = housekeeping
         self._housekeeping_interval_s = housekeeping_interval_s
+        #: None: unlimited. Gates reads from the sockets, not ingestion from the backlog.
+        self._bucket = (
+            TokenBucket(ingest_rate_limit, clock=clock) if ingest_rate_limit > 0 else None
+        )
         self._sockets: list[tuple[CollectorAddress, socket.socket]] = []
         # Inode of each socket file we created: removed at stop only if still ours.
         self._inodes: dict[str, int] = {}
@@ -216,8 +265,14 @@ class Receiver:
         next_housekeeping = time.monotonic() + self._housekeeping_interval_s
         try:
             while not self._stop.is_set():
+                bucket = self._bucket
                 if not backlog:
-                    selector.select(_IDLE_WAKE_S)  # idle: sleep until a datagram comes
+                    if bucket is None or bucket.ready():
+                        selector.select(_IDLE_WAKE_S)  # idle: sleep until a datagram comes
+                    else:
+                        # Rate-limited: the sockets may be readable, but no read is allowed
+                        # before the next token (the kernel's queue, then the agents', fill).
+                        self._stop.wait(min(bucket.wait_s(), _IDLE_WAKE_S))
                 # Empty the kernel's short queues first (a few microseconds per datagram),
                 # then do one datagram's real work (about a hundred).
                 for sock in sockets:
@@ -230,6 +285,7 @@ class Receiver:
                     self._safely(self._housekeeping)
             # Stopping: the sockets are shut for reading; ingest what they and the backlog
             # still hold, within the drain deadline.
+            self._bucket = None  # what is left is drained at full speed
             while time.monotonic() < self._drain_deadline:
                 for sock in sockets:
                     self._take(sock)
@@ -248,10 +304,14 @@ class Receiver:
     def _take(self, sock: socket.socket) -> None:
         """Move the datagrams the kernel holds for ``sock`` to the backlog, up to its cap.
 
-        An empty backlog always takes one, so a cap of 0 means "one at a time".
+        An empty backlog always takes one, so a cap of 0 means "one at a time". Under an
+        ingest-rate limit each datagram read spends a token; without one, nothing is read.
         """
         backlog = self._backlog
+        bucket = self._bucket
         while not backlog or self._backlog_bytes < self._backlog_cap:
+            if bucket is not None and not bucket.ready():
+                return
             try:
                 # One byte more than the limit: a longer datagram shows as too long.
                 data = sock.recv(self._max_bytes + 1)
@@ -264,6 +324,8 @@ class Receiver:
                 continue
             if not data and self._closing:
                 return  # shut down for reading and empty
+            if bucket is not None:
+                bucket.spend()
             backlog.append(data)
             self._backlog_bytes += len(data) + _ENTRY_OVERHEAD
 

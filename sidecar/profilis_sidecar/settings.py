@@ -51,6 +51,11 @@ class SidecarSettings:
     # only about ten per Unix socket; this absorbs bursts (16 MiB: some 800 full batches,
     # a fraction of a second at full load) before agents see their sends refused.
     backlog_bytes: int = 16 << 20
+    # Datagrams a second (at most) read from the sockets; 0: unlimited (the default). For
+    # demos and for testing the queue alerts: a throttled sidecar makes the kernel's queue,
+    # then the agents' queues fill (they keep their batches and retry) while /metrics keeps
+    # answering. A token bucket holding one second's worth (at least one datagram).
+    ingest_rate_limit: float = 0.0
     # Seconds between summary log lines (one line per interval, never one per event).
     log_interval_s: float = 60.0
     # Seconds SIGTERM may take: stop ingesting, drain queued datagrams and forwarded
@@ -114,6 +119,7 @@ class SidecarSettings:
             check_float("worker_expiry_s", self.worker_expiry_s, minimum=1.0, maximum=86400.0)
             check_int("max_datagram_bytes", self.max_datagram_bytes, minimum=512, maximum=1 << 22)
             check_int("backlog_bytes", self.backlog_bytes, minimum=0, maximum=1 << 32)
+            check_float("ingest_rate_limit", self.ingest_rate_limit, minimum=0.0, maximum=1e7)
             check_float("log_interval_s", self.log_interval_s, minimum=0.1, maximum=86400.0)
             check_float("drain_timeout_s", self.drain_timeout_s, minimum=0.0, maximum=600.0)
             check_int("socket_mode", self.socket_mode, minimum=0, maximum=0o777)

@@ -77,6 +77,7 @@ class Sidecar:
             max_datagram_bytes=settings.max_datagram_bytes,
             socket_mode=settings.socket_mode,
             backlog_bytes=settings.backlog_bytes,
+            ingest_rate_limit=settings.ingest_rate_limit,
             housekeeping=self.state.expire,
         )
         self.registry = build_registry(

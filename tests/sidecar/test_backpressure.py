@@ -138,3 +138,63 @@ def test_a_paused_sidecar_fills_the_queue_and_loses_only_its_overflow(
     )
     assert value(samples, "profilis_events_dropped_total", reason="transport") == 0
     assert value(samples, "profilis_sidecar_batches_lost_total") == 0
+
+
+RATE_LIMITED_EVENTS_PER_S = 2_000
+
+
+def test_an_ingest_rate_limited_sidecar_fills_the_agents_queue_while_metrics_answers() -> None:
+    """--ingest-rate-limit 2: at most 2 x 128 events a second get through, so the agent's
+    queue fills; the sidecar keeps serving /metrics, which shows the depth rising."""
+    queue_size = 4096
+    with short_dir() as tmp, running_sidecar(tmp / "c.sock", "--ingest-rate-limit", "2") as sc:
+        exporter = CollectorExporter(
+            f"unix://{tmp}/c.sock", service="throttled", heartbeat_interval_s=0.2
+        )
+        collector: AsyncCollector[Any] = AsyncCollector(
+            exporter, queue_size=queue_size, batch_max=128, flush_interval=0.05
+        )
+        exporter.attach(collector)
+        emitter = Emitter(collector)
+        stop = threading.Event()
+
+        def app() -> None:
+            while not stop.is_set():
+                for _ in range(20):
+                    emitter.emit_http("/orders/{id}", 200, 1_000_000)
+                time.sleep(20 / RATE_LIMITED_EVENTS_PER_S)
+
+        thread = threading.Thread(target=app, name="app")
+        thread.start()
+        depths: list[float] = []
+        slowest_scrape_s = 0.0
+        try:
+            deadline = time.monotonic() + 60.0
+            while time.monotonic() < deadline:
+                before = time.monotonic()
+                samples = scrape(sc.port or 0)
+                slowest_scrape_s = max(slowest_scrape_s, time.monotonic() - before)
+                depth = value(samples, "profilis_queue_depth")
+                capacity = value(samples, "profilis_queue_capacity")
+                depths.append(depth)
+                if capacity and depth / capacity > 0.9:
+                    break
+                time.sleep(0.25)
+            health = collector.health()
+            dropped_transport = exporter.stats().dropped_transport
+        finally:
+            stop.set()
+            thread.join(10.0)
+            # What is still held when close gives up is counted as dropped_transport.
+            collector.close(timeout=2.0)
+        print(
+            f"\nrate-limited sidecar: /metrics depth went {depths[0]:.0f} -> {depths[-1]:.0f} "
+            f"of {queue_size} in {len(depths)} scrapes, slowest scrape {slowest_scrape_s:.2f} s"
+        )
+        # The sidecar reported the agent's queue filling, on a /metrics that kept answering.
+        assert value(samples, "profilis_queue_capacity") == queue_size
+        assert depths[-1] > 0.9 * queue_size, depths
+        assert slowest_scrape_s < 5.0
+        assert health.queue_depth > 0.9 * queue_size
+        # A throttled sidecar is backpressure, not an absent one: nothing lost in transport.
+        assert dropped_transport == 0

@@ -20,6 +20,7 @@ def test_defaults_follow_the_design() -> None:
     assert result.metrics_port == 9464
     assert result.metrics_host == "0.0.0.0"
     assert result.service == "unknown_service"
+    assert result.ingest_rate_limit == 0.0  # unlimited
 
 
 def test_environment_fills_what_flags_leave_out() -> None:
@@ -74,6 +75,7 @@ def test_bad_environment_values_name_the_variable(env: dict[str, str], named: st
         (["--metrics-port", "-1"], "--metrics-port"),
         (["--worker-expiry", "0.1"], "worker_expiry_s"),
         (["--socket-mode", "999"], "--socket-mode"),
+        (["--ingest-rate-limit", "-3"], "--ingest-rate-limit"),
     ],
 )
 def test_bad_flags_stop_start_up_naming_the_flag(
@@ -84,6 +86,21 @@ def test_bad_flags_stop_start_up_naming_the_flag(
 
     assert exited.value.code == 2
     assert named in capsys.readouterr().err
+
+
+def test_the_ingest_rate_limit_comes_from_its_flag_or_its_variable() -> None:
+    env = {"PROFILIS_SIDECAR_INGEST_RATE_LIMIT": "2.5"}
+
+    assert settings([], env).ingest_rate_limit == 2.5
+    assert settings(["--ingest-rate-limit", "0"], env).ingest_rate_limit == 0.0
+    with pytest.raises(SidecarError, match="PROFILIS_SIDECAR_INGEST_RATE_LIMIT"):
+        settings([], {"PROFILIS_SIDECAR_INGEST_RATE_LIMIT": "fast"})
+    with pytest.raises(SidecarError, match="PROFILIS_SIDECAR_INGEST_RATE_LIMIT"):
+        settings([], {"PROFILIS_SIDECAR_INGEST_RATE_LIMIT": "-1"})
+    with pytest.raises(SidecarError, match=r"ingest_rate_limit.*0"):
+        SidecarSettings(ingest_rate_limit=-1.0)
+    with pytest.raises(SidecarError, match="ingest_rate_limit"):
+        SidecarSettings(ingest_rate_limit=1e9)
 
 
 def test_same_socket_twice_is_refused() -> None:
