@@ -53,7 +53,8 @@ def test_a_trickling_receiver_costs_one_timeout_not_one_per_byte(mode: str) -> N
         exporter = OTLPExporter(f"http://127.0.0.1:{proc.port}", timeout_s=1.0)
         took = timed_call(exporter, fn_events(3), limit_s=8.0)
 
-        assert 0.9 <= took < 2.0, f"a 1 s budget took {took:.1f} s"
+        # One budget, with room for a busy machine: per-read timeouts took 25 s or more.
+        assert 0.9 <= took < 5.0, f"a 1 s budget took {took:.1f} s"
         assert exporter.errors == 1 and exporter.pending == 3 and exporter.exported == 0
         assert exporter.failing
         health = exporter.export_health()

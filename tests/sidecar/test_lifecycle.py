@@ -116,7 +116,7 @@ def test_sigterm_stops_ingesting_drains_and_exits_in_bounded_time() -> None:
             )
             started = time.monotonic()
             proc.signal(signal.SIGTERM)
-            code = proc.proc.wait(10)
+            code = proc.proc.wait(30)
             took = time.monotonic() - started
             summary_line = [line for line in proc.output().splitlines() if "stopped" in line]
             assert not (tmp / "c.sock").exists()
@@ -124,7 +124,7 @@ def test_sigterm_stops_ingesting_drains_and_exits_in_bounded_time() -> None:
             stop_loadgen(load)
 
     assert code == 0
-    assert took < 3.0
+    assert took < 10.0  # the drain deadline plus room for a busy machine, not minutes
     assert summary_line, "one summary line at exit"
 
 
