@@ -148,3 +148,13 @@ def test_profile_times_async_functions_until_they_finish_and_links_nested_calls(
 def test_profile_needs_an_emitter():
     with pytest.raises(TypeError, match="Emitter"):
         profile(lambda: None)  # type: ignore[arg-type]
+
+
+def test_emit_fn_takes_the_v1_bool_error(captured):
+    """1.x callers passed ``error=False``/``True``: no error, and an error of unknown type."""
+    emitter, events = captured
+    emitter.emit_fn("ok", 1, error=False)
+    emitter.emit_fn("failed", 1, error=True)
+    drain(emitter)
+    assert "error" not in events[0]
+    assert events[1]["error"] == "Exception"

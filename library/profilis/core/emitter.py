@@ -76,8 +76,12 @@ class Emitter:
     #: The Profilis 1.x name: ``emit_req(route, status, dur_ns)``.
     emit_req = emit_http
 
-    def emit_fn(self, fn: str, dur_ns: int, error: str | None = None) -> None:
-        """One function call: qualified name, duration, exception type name if it raised."""
+    def emit_fn(self, fn: str, dur_ns: int, error: str | bool | None = None) -> None:
+        """One function call: qualified name, duration, exception type name if it raised.
+
+        Profilis 1.x passed ``error`` as a bool: ``False`` records no error, ``True`` an
+        error of unknown type (``"Exception"``).
+        """
         try:
             event = {"kind": "FN", "ts_ns": wall_ns() - dur_ns, "dur_ns": dur_ns, "fn": fn}
             ctx = get_current()
@@ -86,8 +90,8 @@ class Emitter:
                 event["span_id"] = ctx[1]
                 if ctx[2] is not None:
                     event["parent_span_id"] = ctx[2]
-            if error is not None:
-                event["error"] = error
+            if error:
+                event["error"] = error if error.__class__ is str else "Exception"
             buf = self._buf
             depth = len(buf)
             if depth < self._capacity:

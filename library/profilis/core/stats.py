@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, Final, Protocol, TypeVar
 
+from profilis._compat import deprecated_getattr, warn_deprecated
 from profilis._validation import check_float, check_int
 from profilis.core._histogram import Histogram, bucket_of
 from profilis.core._stats_keys import KeyCap
@@ -33,7 +34,7 @@ from profilis.core._stats_report import (
 from profilis.core.async_collector import CollectorHealth
 from profilis.schema import is_valid_trace_id
 
-__all__ = ["OVERFLOW", "HealthReporter", "HealthSource", "StatsStore"]
+__all__ = ["OVERFLOW", "V1_RECORD_ROUTE", "HealthReporter", "HealthSource", "StatsStore"]
 
 log = logging.getLogger("profilis.stats")
 
@@ -49,6 +50,8 @@ _QUERY_CHARS: Final = 2048
 _MAX_ERROR_TYPES: Final = 64
 #: Distinct DB vendors kept per window.
 _MAX_VENDORS: Final = 16
+#: The route of requests counted by the 1.x ``record()``, which named none.
+V1_RECORD_ROUTE: Final = "<StatsStore.record>"
 
 
 class HealthReporter(Protocol):
@@ -106,7 +109,16 @@ class StatsStore:
         series_seconds: float = 5.0,
         collector: HealthReporter | HealthSource | None = None,
         clock: Callable[[], float] = time.time,
+        window_sec: float | None = None,
     ) -> None:
+        if window_sec is not None:  # 1.x's only argument
+            warn_deprecated("StatsStore(window_sec=)", "window_minutes=")
+            window_minutes = (
+                check_float(
+                    "window_sec", window_sec, minimum=0.0, maximum=86400.0, min_inclusive=False
+                )
+                / 60.0
+            )
         window_s = (
             check_float(
                 "window_minutes", window_minutes, minimum=0.0, maximum=1440.0, min_inclusive=False
@@ -226,7 +238,9 @@ class StatsStore:
         slot = self._slot(epoch)
         index = bucket_of(dur_ns)
         kind = event["kind"]
-        error: str | None = event.get("error")
+        raw_error: str | bool | None = event.get("error")
+        # A 1.x event (v1_events=True) only says whether it failed.
+        error = ("Exception" if raw_error else None) if type(raw_error) is bool else raw_error
         if kind == "HTTP" or kind == "REQ":
             status = event.get("status", 0)
             # A 5xx without an exception is still a failure; a 4xx is the client's.
@@ -298,6 +312,23 @@ class StatsStore:
                 status if type(status) is int else None,
                 trace_id if is_valid_trace_id(trace_id) else None,
             )
+        )
+
+    def record(self, dur_ns: int, error: bool = False) -> None:
+        """Profilis 1.x: count one request of ``dur_ns`` (deprecated: pass the store to the
+        collector as a sink and it records every event, with its route). 1.x knew no
+        route, so these requests share the route ``V1_RECORD_ROUTE``; ``error`` is a 500."""
+        warn_deprecated("StatsStore.record()", "the StatsStore as a collector sink")
+        self(
+            [
+                {
+                    "kind": "HTTP",
+                    "method": "_OTHER",
+                    "route": V1_RECORD_ROUTE,
+                    "status": 500 if error else 200,
+                    "dur_ns": int(dur_ns),
+                }
+            ]
         )
 
     # ------------------------------------------------------------------ reading
@@ -391,3 +422,12 @@ def _reset_stores_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_stores_in_child)
+
+# Profilis 1.x constants of its StatsStore (deprecated).
+__getattr__ = deprecated_getattr(
+    __name__,
+    {
+        "PERCENT_MAX": (lambda: 100, "100 (error rates are fractions in snapshot())"),
+        "SPARKLINE_BINS": (lambda: 60, "StatsStore(series_seconds=)"),
+    },
+)

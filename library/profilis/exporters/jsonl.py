@@ -17,8 +17,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
+from profilis._compat import warn_deprecated
 from profilis._validation import check_bool, check_float, check_int
 from profilis._version import __version__
+from profilis.config import resolve_setting
 from profilis.errors import ConfigError
 from profilis.exporters import _jsonl_files as files
 from profilis.schema import SCHEMA_VERSION
@@ -27,6 +29,8 @@ __all__ = ["DEFAULT_FILENAME_TEMPLATE", "JSONLExporter"]
 
 #: Final names sort by creation time; pid and sequence keep them unique, even within a second.
 DEFAULT_FILENAME_TEMPLATE: Final = "{service}-{time}-{pid}-{seq:06d}.jsonl"
+#: What the 1.x ``prefix=`` becomes: its prefix in front of the unique part.
+_V1_TEMPLATE: Final = "{prefix}-{time}-{pid}-{seq:06d}.jsonl"
 
 # batch -> (its lines, how many events could not be encoded and were left out)
 _Encoder = Callable[[Sequence[Mapping[str, Any]]], tuple[bytes | bytearray, int]]
@@ -41,6 +45,7 @@ class JSONLExporter:
     creation time) and ``{seq}`` (required). ``gzip_rotated``: final files are ``*.gz``.
     ``finalize()`` publishes the active file; ``close()`` also waits for pending gzips.
     Counters: ``events_written``, ``bytes_written``, ``files_published``, ``events_unencodable``.
+    ``prefix`` and ``active_name`` are Profilis 1.x arguments (deprecated, docs/migration.md).
     """
 
     #: The sink's name in the collector's health and the export-error metric.
@@ -54,13 +59,25 @@ class JSONLExporter:
         rotate_secs: float = 300.0,
         filename_template: str = DEFAULT_FILENAME_TEMPLATE,
         gzip_rotated: bool = False,
-        service: str = "unknown_service",
+        service: str | None = None,
         gzip_level: int = 6,
+        prefix: str | None = None,
+        active_name: str | None = None,
     ) -> None:
+        if prefix is not None:  # 1.x: final files were named "{prefix}-{time}.jsonl"
+            if filename_template != DEFAULT_FILENAME_TEMPLATE:
+                raise TypeError("pass filename_template= or prefix=, not both")
+            escaped = prefix.replace("{", "{{").replace("}", "}}")
+            filename_template = _V1_TEMPLATE.replace("{prefix}", escaped)
+            warn_deprecated("JSONLExporter(prefix=)", f"filename_template={filename_template!r}")
+        if active_name is not None:
+            # Each process now writes its own active file (pid and token in the name).
+            warn_deprecated("JSONLExporter(active_name=)", "no argument (it has no effect)")
         self.rotate_bytes = check_int("rotate_bytes", rotate_bytes, minimum=0, maximum=2**62)
         self.rotate_secs = check_float("rotate_secs", rotate_secs, minimum=0.0, maximum=1e9)
         self.gzip_rotated = check_bool("gzip_rotated", gzip_rotated)
         self.gzip_level = check_int("gzip_level", gzip_level, minimum=1, maximum=9)
+        service = resolve_setting("service_name", service)  # PROFILIS_SERVICE_NAME if left out
         if not isinstance(service, str) or not 0 < len(service) <= 255:
             raise ConfigError("service", "a non-empty string of at most 255 characters", service)
         self.service = service

@@ -19,7 +19,8 @@ from prometheus_client.asgi import make_asgi_app as _prometheus_asgi_app
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from profilis.config import Config
+from profilis._compat import deprecated_getattr, warn_deprecated
+from profilis.config import Config, resolve_setting
 from profilis.exporters._prom import DEFAULT_BUCKETS_S, OVERFLOW, EventMetrics
 from profilis.exporters.collector import HealthSource
 
@@ -59,14 +60,30 @@ class PrometheusExporter:
 
     def __init__(
         self,
-        registry: CollectorRegistry,
+        registry: CollectorRegistry | None = None,
         *,
-        service: str = "unknown_service",
+        service: str | None = None,
         max_label_values: int = 1000,
         max_series: int = 10_000,
         worker_label: bool = False,
         buckets_s: Sequence[float] = DEFAULT_BUCKETS_S,
+        buckets: Sequence[float] | None = None,
+        instance: str | None = None,
+        worker: str | None = None,
     ) -> None:
+        # Profilis 1.x arguments: each warns and maps to its 2.0 meaning.
+        if buckets is not None:
+            warn_deprecated("PrometheusExporter(buckets=)", "buckets_s=")
+            buckets_s = buckets
+        if instance is not None:
+            warn_deprecated("PrometheusExporter(instance=)", "the instance label of the scrape")
+        if worker is not None:
+            warn_deprecated("PrometheusExporter(worker=)", "worker_label=True (the pid)")
+            worker_label = worker_label or bool(worker)
+        if registry is None:  # 1.x made a private registry; it is ``self.registry``
+            registry = CollectorRegistry()
+        self.registry = registry
+        service = resolve_setting("service_name", service)  # PROFILIS_SERVICE_NAME if left out
         if not isinstance(service, str) or not 0 < len(service) <= 255:
             raise ValueError("service must be a non-empty string of at most 255 characters")
         self.service = service
@@ -170,12 +187,19 @@ def make_asgi_app(registry: CollectorRegistry) -> ASGIApp:
 
 
 def make_metrics_blueprint(
-    registry: CollectorRegistry, *, name: str = "profilis_metrics", url: str = "/metrics"
+    registry: CollectorRegistry,
+    *,
+    name: str = "profilis_metrics",
+    url: str = "/metrics",
+    url_prefix: str | None = None,
 ) -> Blueprint:
-    """A Flask blueprint serving ``registry`` at ``url`` (Flask is imported only here)."""
+    """A Flask blueprint serving ``registry`` at ``url`` (Flask is imported only here).
+    ``url_prefix`` is the Profilis 1.x spelling (deprecated): the blueprint's prefix."""
     from flask import Blueprint, Response, request
 
-    blueprint = Blueprint(name, __name__)
+    if url_prefix is not None:
+        warn_deprecated("make_metrics_blueprint(url_prefix=)", f"url='{url_prefix}{url}'")
+    blueprint = Blueprint(name, __name__, url_prefix=url_prefix or None)
 
     @blueprint.get(url)
     def metrics() -> Response:
@@ -184,3 +208,9 @@ def make_metrics_blueprint(
         return Response(encoder(registry), content_type=content_type)
 
     return blueprint
+
+
+# Profilis 1.x's name for the default buckets (deprecated; same values).
+__getattr__ = deprecated_getattr(
+    __name__, {"DEFAULT_BUCKETS": (lambda: DEFAULT_BUCKETS_S, f"{__name__}.DEFAULT_BUCKETS_S")}
+)

@@ -5,7 +5,8 @@ lifespan scopes pass through untouched. The route is read from the scope after r
 it is the matched template, never the raw path. The event is emitted when the last body
 message is sent: streamed bodies are counted as they pass (nothing is buffered) and
 background tasks that run after the response do not stretch its duration.
-Starlette is imported only to learn its routing tree, never at import time.
+Starlette is imported only to learn its routing tree, never at import time. Profilis 1.x's
+``profilis.asgi.middleware`` (``ProfilisASGIMiddleware``, ``ASGIConfig``) forwards to this.
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ class ProfilisASGI:
         *,
         emitter: Emitter | None = None,
         collector: AsyncCollector[dict[str, Any]] | None = None,
-        sample: float = 1.0,
-        exclude_routes: Iterable[str] = (),
+        sample: float | None = None,
+        exclude_routes: Iterable[str] | None = None,
         route_resolver: RouteResolver | None = None,
     ) -> None:
         check_middleware_args("ASGI", app, route_resolver)
