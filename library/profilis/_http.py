@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from profilis._validation import check_float
+from profilis.config import resolve_setting
 from profilis.core.async_collector import AsyncCollector
 from profilis.core.emitter import Emitter
 from profilis.errors import ConfigError
@@ -168,7 +169,10 @@ class HttpTiming:
 
     ``sample`` is the fraction of requests recorded, in [0, 1]; the decision is one
     ``random()`` per request and a request left out costs nothing more. ``exclude_routes``
-    lists path prefixes never recorded (health checks, ``/metrics``).
+    lists path prefixes never recorded (health checks, ``/metrics``). Left as ``None`` they
+    are ``PROFILIS_SAMPLE_RATE`` and ``PROFILIS_EXCLUDE_ROUTES`` (else 1.0 and none), read
+    here, once: the one place every adapter's defaults come from. A disabled collector
+    (``PROFILIS_ENABLED=false``) gets no request at all.
     """
 
     __slots__ = ("_rate", "emitter", "exclude_routes", "record", "sample")
@@ -178,13 +182,18 @@ class HttpTiming:
         *,
         emitter: Emitter | None = None,
         collector: AsyncCollector[dict[str, Any]] | None = None,
-        sample: float = 1.0,
-        exclude_routes: Iterable[str] = (),
+        sample: float | None = None,
+        exclude_routes: Iterable[str] | None = None,
     ) -> None:
         self.emitter = resolve_emitter(emitter, collector)
-        self.sample = check_float("sample", sample, minimum=0.0, maximum=1.0)
-        self.exclude_routes = check_route_prefixes("exclude_routes", exclude_routes)
-        self._rate = self.sample
+        self.sample = check_float(
+            "sample", resolve_setting("sample_rate", sample), minimum=0.0, maximum=1.0
+        )
+        self.exclude_routes = check_route_prefixes(
+            "exclude_routes", resolve_setting("exclude_routes", exclude_routes)
+        )
+        # Rate 0 skips every request: a disabled collector would only count them as drops.
+        self._rate = self.sample if self.emitter.collector.enabled else 0.0
         #: ``record(route, status, dur_ns, method, error, bytes_in, bytes_out)``: emits one
         #: HTTP event under the current span. Bound once, as it runs on every request.
         self.record: Callable[[str, int, int, str, str | None, int | None, int | None], None]

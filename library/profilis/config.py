@@ -3,6 +3,8 @@
 ``load_config()`` turns the environment into a frozen ``Config``; the agent and exporters take
 a ``Config`` and never read the environment themselves. A ``Config`` built in code is checked
 by the same rules (``profilis._validation``), its errors naming fields instead of variables.
+``resolve_setting()`` gives library constructors the same variables as defaults for the
+arguments their caller left out.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal, TypeVar, cast
 from urllib.parse import urlsplit
 
 from profilis._validation import check_bool, check_float, check_int
@@ -27,8 +29,10 @@ __all__ = [
     "INSTRUMENTATIONS",
     "CollectorAddress",
     "Config",
+    "LibrarySetting",
     "load_config",
     "parse_collector_address",
+    "resolve_setting",
 ]
 
 DEFAULT_COLLECTOR_ADDRESS: Final = "unix:///var/run/profilis/collector.sock"
@@ -319,10 +323,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
     the variable and what it accepts, e.g.
     ``PROFILIS_QUEUE_SIZE must be an integer in [1, 10000000], got '0'``.
     """
-    source = os.environ if environ is None else environ
-    # Surrounding blanks are dropped: values often come from YAML with a stray newline.
-    raw = _defaults_layer(source.get(DEFAULTS_VAR, "").strip())
-    raw.update({name: text for name in ENV_VARS if (text := source.get(name, "").strip())})
+    raw = _raw_environment(ENV_VARS, environ)
     try:
         return _config_from(raw)
     except ConfigError as error:
@@ -332,6 +333,16 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         written = raw.get(name)
         got = error.got if isinstance(error.got, str) or written is None else written
         raise ConfigError(name, error.accepted, got) from None
+
+
+def _raw_environment(names: Iterable[str], environ: Mapping[str, str] | None) -> dict[str, str]:
+    """The texts of ``names`` set in ``environ`` (``os.environ`` by default), read now,
+    over those of ``PROFILIS_DEFAULTS``; unset and blank ones are left out."""
+    source = os.environ if environ is None else environ
+    # Surrounding blanks are dropped: values often come from YAML with a stray newline.
+    raw = _defaults_layer(source.get(DEFAULTS_VAR, "").strip())
+    raw.update({name: text for name in names if (text := source.get(name, "").strip())})
+    return raw
 
 
 def _defaults_layer(text: str) -> dict[str, str]:
@@ -423,3 +434,83 @@ def _parse_list(raw: Mapping[str, str], name: str, *, lower: bool) -> tuple[str,
         return None
     items = (item.strip() for item in text.split(","))
     return tuple(item.lower() if lower else item for item in items if item)
+
+
+# --------------------------------------------------------------------------- library defaults
+
+#: The settings a library constructor takes from its variable when the caller leaves the
+#: argument out (``None``); the names are ``Config``'s fields.
+LibrarySetting = Literal[
+    "enabled",
+    "service_name",
+    "sample_rate",
+    "exclude_routes",
+    "queue_size",
+    "batch_max",
+    "flush_interval_s",
+    "drop_oldest",
+    "redact",
+]
+_T = TypeVar("_T")
+_CONFIG_DEFAULTS: Final = Config()
+_ROUTES_ACCEPTED: Final = "a list of path prefixes, each starting with '/'"
+
+
+def resolve_setting(
+    setting: LibrarySetting, explicit: _T | None, environ: Mapping[str, str] | None = None
+) -> _T:
+    """``explicit`` if the caller passed it, else the setting's ``PROFILIS_*`` variable (or
+    its ``PROFILIS_DEFAULTS`` entry), else ``Config``'s default.
+
+    Library constructors call it once per argument left as ``None``: at construction, never
+    at import nor on the hot path, and only for the variables they use. A bad value raises
+    ``ConfigError`` naming the variable, as ``load_config`` does.
+    """
+    if explicit is not None:
+        return explicit
+    name = _ENV_BY_FIELD[setting]
+    raw = _raw_environment((name,), environ)
+    try:
+        value = _SETTING_PARSERS[setting](raw, name, getattr(_CONFIG_DEFAULTS, setting))
+    except ConfigError as error:
+        # As load_config: the message quotes the text written, not the number parsed from it.
+        written = raw.get(name)
+        if written is None or isinstance(error.got, str):
+            raise
+        raise ConfigError(name, error.accepted, written) from None
+    return cast(_T, value)
+
+
+def _parse_text(raw: Mapping[str, str], name: str, default: str) -> str:
+    text = raw.get(name)
+    if text is None:
+        return default
+    _check_text(name, text)
+    return text
+
+
+def _parse_routes(raw: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    routes = _parse_list(raw, name, lower=False)
+    if routes is None:
+        return default
+    return _check_names(name, routes, _ROUTES_ACCEPTED, lambda route: route.startswith("/"))
+
+
+def _numeric(
+    parse: Callable[[Mapping[str, str], str, Any, Callable[[str, object], Any]], object],
+    check: Callable[[str, object], Any],
+) -> Callable[[Mapping[str, str], str, Any], object]:
+    return lambda raw, name, default: parse(raw, name, default, check)
+
+
+_SETTING_PARSERS: Final[dict[str, Callable[[Mapping[str, str], str, Any], object]]] = {
+    "enabled": _parse_bool,
+    "service_name": _parse_text,
+    "sample_rate": _numeric(_parse_float, _check_sample_rate),
+    "exclude_routes": _parse_routes,
+    "queue_size": _numeric(_parse_int, _check_queue_size),
+    "batch_max": _numeric(_parse_int, _check_batch_max),
+    "flush_interval_s": _numeric(_parse_float, _check_flush_interval),
+    "drop_oldest": _parse_bool,
+    "redact": _parse_bool,
+}

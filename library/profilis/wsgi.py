@@ -66,8 +66,8 @@ class ProfilisWSGI:
         *,
         emitter: Emitter | None = None,
         collector: AsyncCollector[dict[str, Any]] | None = None,
-        sample: float = 1.0,
-        exclude_routes: Iterable[str] = (),
+        sample: float | None = None,
+        exclude_routes: Iterable[str] | None = None,
         route_resolver: RouteResolver | None = None,
     ) -> None:
         check_middleware_args("WSGI", app, route_resolver)

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import pty
+import sys
 from collections.abc import Iterator
 from typing import TextIO
 
@@ -138,9 +139,19 @@ def test_colour_can_be_forced_either_way(terminal: tuple[TextIO, int]) -> None:
     assert out.getvalue().startswith(f"{ESC}36m")
 
 
-def test_default_stream_is_stderr_at_write_time(capsys: pytest.CaptureFixture[str]) -> None:
+def test_default_stream_is_stdout_at_write_time_as_in_1x(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     exporter = ConsoleExporter(pretty=False)
-    exporter([FN])
+    exporter([FN])  # capsys swapped sys.stdout after import: the exporter follows it
+
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert json.loads(captured.out) == FN
+
+
+def test_stream_keeps_stdout_free_for_the_app(capsys: pytest.CaptureFixture[str]) -> None:
+    ConsoleExporter(pretty=False, stream=sys.stderr)([FN])
 
     captured = capsys.readouterr()
     assert captured.out == ""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
@@ -113,6 +114,7 @@ class Agent:
             batch_max=config.batch_max,
             flush_interval=config.flush_interval_s,
             drop_oldest=config.drop_oldest,
+            enabled=config.enabled,  # every setting explicit: the collector reads no variable
             # Not a filter: it notices the first batch a process ships (see the module doc).
             processors=(self._on_batch,),
             name=COLLECTOR_THREAD_NAME,
@@ -185,7 +187,8 @@ def build_sinks(config: Config) -> tuple[list[Sink], CollectorExporter | None]:
         elif name == "console":
             from profilis.exporters.console import ConsoleExporter
 
-            sinks.append(ConsoleExporter(pretty=False))
+            # The app's stdout may be its own output (a CLI, a pipe): events go with the logs.
+            sinks.append(ConsoleExporter(pretty=False, stream=sys.stderr))
         elif name == "otlp":
             from profilis.exporters.otlp import OTLPExporter
 

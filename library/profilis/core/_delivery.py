@@ -5,7 +5,8 @@ its undelivered batches in a bounded retry buffer and is retried after an expone
 growing pause (capped); it is never switched off. A batch fanned out to several sinks is
 settled once every sink has delivered or given up on it, so each event is counted exactly
 once: exported, or dropped for reason ``export``. What a sink raised is logged with its
-traceback: the first failure at once, then at most one line per interval while it goes on.
+traceback: the first failure at once, then at most one line per interval while it goes on,
+with the number of failures left unlogged in between.
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ log = logging.getLogger("profilis.collector")
 
 #: While a sink keeps failing, one warning (with the latest exception) at most this often.
 FAILURE_LOG_INTERVAL_S = 60.0
+#: What a sink written for Profilis 1.x events typically raises on 2.0 events (a missing
+#: key or attribute, a str where it expected a bool): such a failure's log line says why.
+_V1_SYMPTOMS = (KeyError, AttributeError, TypeError)
+_V1_HINT = (
+    '; if this sink was written for Profilis 1.x events (kind "REQ", error as a bool), '
+    "create the collector with v1_events=True (see docs/migration.md)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +68,7 @@ class SinkSlot(Generic[T]):
 
     __slots__ = (
         "_backoff_s",
+        "_clock",
         "_failure_reported",
         "_failures_unlogged",
         "_initial_backoff_s",
@@ -69,6 +78,7 @@ class SinkSlot(Generic[T]):
         "_pending_capacity",
         "_pending_events",
         "_settle",
+        "_v1_hint",
         "delivered",
         "dropped",
         "errors",
@@ -85,15 +95,26 @@ class SinkSlot(Generic[T]):
         pending_capacity: int,
         initial_backoff_s: float,
         max_backoff_s: float,
+        v1_hint: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``v1_hint``: whether a 1.x-looking failure's line suggests ``v1_events=True``
+        (not when the collector converts already); ``clock``: monotonic seconds."""
         self.sink = sink
-        self.name = str(getattr(sink, "name", None) or type(sink).__name__)
+        # A function is named as written ("make_app.<locals>.sink"), an object by its class.
+        self.name = str(
+            getattr(sink, "name", None)
+            or getattr(sink, "__qualname__", None)
+            or type(sink).__name__
+        )
         self._settle = settle
         self._pending: deque[Delivery[T]] = deque()
         self._pending_events = 0
         self._pending_capacity = pending_capacity
         self._initial_backoff_s = initial_backoff_s
         self._max_backoff_s = max_backoff_s
+        self._v1_hint = v1_hint
+        self._clock = clock
         self._backoff_s = 0.0
         #: Monotonic time before which the sink is not called again (0: no pause).
         self.next_attempt = 0.0
@@ -159,7 +180,7 @@ class SinkSlot(Generic[T]):
             self._backoff_s = min(
                 self._max_backoff_s, max(self._initial_backoff_s, self._backoff_s * 2)
             )
-            self.next_attempt = time.monotonic() + self._backoff_s
+            self.next_attempt = self._clock() + self._backoff_s
             self._log_failure(exc)
             return False
         if self._failure_reported:
@@ -173,17 +194,18 @@ class SinkSlot(Generic[T]):
 
     def _log_failure(self, exc: Exception) -> None:
         """At most one line per interval and sink (the first failure at once), never one a call."""
-        self._failures_unlogged += 1
-        now = time.monotonic()
+        now = self._clock()
         if now - self._last_failure_log < FAILURE_LOG_INTERVAL_S:
+            self._failures_unlogged += 1
             return
+        unlogged = self._failures_unlogged
         log.warning(
-            "profilis: sink %s failed (%s); %d failed calls since the last report; "
-            "retrying in %.2f s",
+            "profilis: sink %s failed (%s)%s; retrying in %.2f s%s",
             self.name,
             describe(exc),
-            self._failures_unlogged,
+            f"; {unlogged} more failures since the last report" if unlogged else "",
             self._backoff_s,
+            _V1_HINT if self._v1_hint and isinstance(exc, _V1_SYMPTOMS) else "",
             exc_info=exc,
         )
         self._failures_unlogged = 0

@@ -4,7 +4,8 @@ Producers (the app's threads) call ``enqueue``: a length check and a deque appen
 One named daemon writer thread, woken by a full batch or by the flush interval, pops
 batches, runs the processors and hands each batch to every sink (``_delivery``). Every event
 is accounted for: ``enqueued == exported + dropped + filtered + queue_depth + in_flight``.
-The writer is rebuilt in a forked child, and ``atexit`` drains what is left.
+The writer is rebuilt in a forked child, and ``atexit`` drains what is left. Settings the
+caller leaves out come from ``PROFILIS_*`` (``profilis.config.resolve_setting``), read once here.
 """
 
 from __future__ import annotations
@@ -15,13 +16,18 @@ import logging
 import os
 import threading
 import time
+import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
+from profilis._compat import warn_deprecated
 from profilis._validation import check_bool, check_float, check_int
+from profilis.compat import notice_plain_function_sinks
+from profilis.compat import v1_events as _to_v1_events
+from profilis.config import resolve_setting
 from profilis.core._delivery import Delivery, SinkHealth, SinkSlot
 
 __all__ = ["AsyncCollector", "CollectorHealth"]
@@ -43,7 +49,8 @@ class CollectorHealth:
     #: Events every sink accepted.
     exported: int
     #: Events lost, by reason: ``queue`` (buffer full), ``processor`` (a processor raised),
-    #: ``export`` (a sink's retry buffer overflowed or shutdown ran out of time).
+    #: ``export`` (a sink's retry buffer overflowed or shutdown ran out of time); and
+    #: ``disabled`` (only on a collector built disabled: every event it was handed).
     dropped: Mapping[str, int]
     #: Events removed on purpose by processors (sampling, exclusions): not drops.
     filtered: int
@@ -63,9 +70,17 @@ class CollectorHealth:
 class AsyncCollector(Generic[T]):
     """Batches events on a background thread and fans them out to sinks.
 
-    ``sink`` is one callable or a sequence of them; each gets every processed batch.
-    ``drop_oldest=True`` evicts the oldest queued event when full, ``False`` refuses the new
-    one; both count the drop. Arguments are validated here, never on the hot path.
+    ``sink`` is one callable (a callable sequence too) or a sequence of them; each gets every
+    processed batch. ``drop_oldest=True`` evicts the oldest queued event when full, ``False``
+    refuses the new one; both count the drop. ``queue_size``, ``batch_max``,
+    ``flush_interval``, ``drop_oldest`` and ``enabled`` left as ``None`` take
+    ``PROFILIS_QUEUE_SIZE``, ``PROFILIS_BATCH_MAX``, ``PROFILIS_FLUSH_INTERVAL``,
+    ``PROFILIS_DROP_OLDEST`` and ``PROFILIS_ENABLED``, else 2048, 128, 0.1 s, True, True.
+    A disabled collector starts no thread, calls no sink and counts what it is handed as
+    ``dropped["disabled"]``. ``v1_events=True`` gives the sinks Profilis 1.x events
+    (``profilis.compat.v1_events``, after the other processors); ``False`` says they read
+    2.0 events, which also silences the notice logged for a plain-function sink when neither
+    is said. Arguments are validated here, never on the hot path.
     """
 
     # Set by _reset_state (at start and again in a forked child).
@@ -82,28 +97,52 @@ class AsyncCollector(Generic[T]):
     _deadline: float
     _last_drop_log: float
     _logged_drops: int
-    _writer: threading.Thread
 
     def __init__(
         self,
         sink: Callable[[list[T]], object] | Sequence[Callable[[list[T]], object]],
         *,
-        queue_size: int = 2048,
-        batch_max: int = 128,
-        flush_interval: float = 0.1,
-        drop_oldest: bool = True,
+        queue_size: int | None = None,
+        batch_max: int | None = None,
+        flush_interval: float | None = None,
+        drop_oldest: bool | None = None,
         processors: Iterable[Callable[[list[T]], list[T]]] = (),
+        v1_events: bool | None = None,
+        enabled: bool | None = None,
         name: str = "profilis-collector",
         retry_initial_backoff_s: float = 0.05,
         retry_max_backoff_s: float = 5.0,
         close_timeout_s: float = 2.0,
+        max_consecutive_sink_failures: int | None = None,
     ) -> None:
-        self._capacity = check_int("queue_size", queue_size, minimum=1, maximum=10_000_000)
-        self._batch_max = check_int("batch_max", batch_max, minimum=1, maximum=1_000_000)
-        self._flush_interval = check_float(
-            "flush_interval", flush_interval, minimum=0.0, maximum=3600.0, min_inclusive=False
+        if max_consecutive_sink_failures is not None:
+            warnings.warn(
+                "AsyncCollector(max_consecutive_sink_failures=) is ignored and deprecated: "
+                "Profilis 2 retries a failing sink with backoff and never switches it off; "
+                "remove the argument",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        self._capacity = check_int(
+            "queue_size",
+            resolve_setting("queue_size", queue_size),
+            minimum=1,
+            maximum=10_000_000,
         )
-        self._drop_oldest = check_bool("drop_oldest", drop_oldest)
+        self._batch_max = check_int(
+            "batch_max", resolve_setting("batch_max", batch_max), minimum=1, maximum=1_000_000
+        )
+        self._flush_interval = check_float(
+            "flush_interval",
+            resolve_setting("flush_interval_s", flush_interval),
+            minimum=0.0,
+            maximum=3600.0,
+            min_inclusive=False,
+        )
+        self._drop_oldest = check_bool("drop_oldest", resolve_setting("drop_oldest", drop_oldest))
+        self._enabled = check_bool("enabled", resolve_setting("enabled", enabled))
+        if v1_events is not None:
+            check_bool("v1_events", v1_events)
         initial = check_float(
             "retry_initial_backoff_s",
             retry_initial_backoff_s,
@@ -117,13 +156,19 @@ class AsyncCollector(Generic[T]):
         self._close_timeout_s = check_float(
             "close_timeout_s", close_timeout_s, minimum=0.0, maximum=3600.0
         )
-        sinks = list(sink) if isinstance(sink, Sequence) else [sink]
+        # A callable first: a list subclass with __call__ is one sink, not a list of them.
+        sinks = [sink] if callable(sink) else list(sink) if isinstance(sink, Sequence) else []
         if not sinks or not all(callable(s) for s in sinks):
             raise TypeError("sink must be a callable or a non-empty sequence of callables")
         self._processors = tuple(processors)
         if not all(callable(p) for p in self._processors):
             raise TypeError("processors must be callables taking and returning a batch")
+        if v1_events:
+            to_v1 = cast("Callable[[list[T]], list[T]]", _to_v1_events)
+            self._processors = (*self._processors, to_v1)
         self.name = name
+        if v1_events is None:
+            notice_plain_function_sinks(name, sinks)
         self._slots = [
             SinkSlot(
                 s,
@@ -131,6 +176,7 @@ class AsyncCollector(Generic[T]):
                 pending_capacity=self._capacity,
                 initial_backoff_s=initial,
                 max_backoff_s=ceiling,
+                v1_hint=not v1_events,
             )
             for s in sinks
         ]
@@ -139,9 +185,17 @@ class AsyncCollector(Generic[T]):
         self._buf: deque[T] = deque()
         self._wake_at = self._batch_max - 1
         self._closed = False
+        if not self._enabled:
+            # No queue at all: the emitters' and ``enqueue``'s full-queue branch then refuses
+            # and counts every event, so the enabled hot path carries no extra check.
+            self._capacity, self._drop_oldest = 0, False
+        self._writer: threading.Thread | None = None
         self._reset_state()
         _live.add(self)
-        self._start_writer()
+        if self._enabled:
+            self._start_writer()
+        else:
+            log.debug("profilis: collector %s is disabled: no writer, no sink called", name)
 
     # ------------------------------------------------------------------ hot path
     def enqueue(self, item: T) -> None:
@@ -211,6 +265,29 @@ class AsyncCollector(Generic[T]):
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def enabled(self) -> bool:
+        """False when built disabled (``enabled=False`` or ``PROFILIS_ENABLED=false``)."""
+        return self._enabled
+
+    # The Profilis 1.x counters: read-only, each warns once per call site.
+    @property
+    def processed(self) -> int:
+        warn_deprecated("AsyncCollector.processed", "AsyncCollector.exported")
+        return self._exported
+
+    @property
+    def dropped_oldest(self) -> int:
+        warn_deprecated(
+            "AsyncCollector.dropped_oldest", "AsyncCollector.dropped['queue'] (any full queue)"
+        )
+        return self.health().dropped["queue"]
+
+    @property
+    def flush_errors(self) -> int:
+        warn_deprecated("AsyncCollector.flush_errors", "AsyncCollector.export_errors")
+        return self.export_errors
+
     def health(self) -> CollectorHealth:
         """Return all counters at once."""
         depth = len(self._buf)
@@ -218,14 +295,17 @@ class AsyncCollector(Generic[T]):
         evicted = _count_value(self._evicted)
         rejected = _count_value(self._rejected)
         settled = self._exported + self._dropped_export + self._dropped_processor
+        dropped = {
+            "queue": evicted + rejected,
+            "processor": self._dropped_processor,
+            "export": self._dropped_export,
+        }
+        if not self._enabled:
+            dropped["queue"], dropped["disabled"] = 0, rejected
         return CollectorHealth(
             enqueued=popped + evicted + rejected + depth,
             exported=self._exported,
-            dropped={
-                "queue": evicted + rejected,
-                "processor": self._dropped_processor,
-                "export": self._dropped_export,
-            },
+            dropped=dropped,
             filtered=self._filtered,
             export_errors=sum(slot.errors for slot in self._slots),
             queue_depth=depth,
@@ -236,13 +316,16 @@ class AsyncCollector(Generic[T]):
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every event enqueued before this call is settled; False on timeout."""
+        writer = self._writer
+        if writer is None:  # disabled: nothing is ever queued
+            return True
         deadline = time.monotonic() + timeout
         target = self.health().enqueued
         with self._progress:
             self._wake.set()
             while not self._flushed(target):
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._writer.is_alive():
+                if remaining <= 0 or not writer.is_alive():
                     return self._flushed(target)
                 self._progress.wait(min(remaining, self._flush_interval))
                 self._wake.set()
@@ -260,9 +343,13 @@ class AsyncCollector(Generic[T]):
         self._deadline = time.monotonic() + budget
         self._closed = True
         _live.discard(self)
+        writer = self._writer
+        if writer is None:  # disabled: the sinks are still ours to close
+            self._close_sinks()
+            return
         self._wake.set()
-        if threading.current_thread() is not self._writer:
-            self._writer.join(budget)
+        if threading.current_thread() is not writer:
+            writer.join(budget)
 
     def __enter__(self) -> AsyncCollector[T]:
         return self
@@ -299,7 +386,7 @@ class AsyncCollector(Generic[T]):
         # held forever here) and writer.
         self._buf.clear()
         self._reset_state()
-        if not self._closed:
+        if not self._closed and self._enabled:
             self._start_writer()
 
     def _flushed(self, target: int) -> bool:
@@ -381,16 +468,20 @@ class AsyncCollector(Generic[T]):
             if time.monotonic() < deadline:
                 slot.retry(time.monotonic(), force=True)
             slot.give_up()
+        self._close_sinks()
+        self._log_drops(time.monotonic(), force=True)
+        with self._progress:
+            self._progress.notify_all()
+
+    def _close_sinks(self) -> None:
         for slot in self._slots:
-            close = getattr(slot.sink, "close", None)
+            # ``finalize``: the 1.x hook, for a sink written for 1.x that has no ``close``.
+            close = getattr(slot.sink, "close", None) or getattr(slot.sink, "finalize", None)
             if callable(close):
                 try:
                     close()
                 except Exception:
                     log.warning("profilis: closing sink %s failed", slot.name, exc_info=True)
-        self._log_drops(time.monotonic(), force=True)
-        with self._progress:
-            self._progress.notify_all()
 
     def _log_drops(self, now: float, *, force: bool = False) -> None:
         if not force and now - self._last_drop_log < DROP_LOG_INTERVAL_S:

@@ -31,6 +31,7 @@ from profilis.config import (
     CollectorAddress,
     Config,
     parse_collector_address,
+    resolve_setting,
 )
 from profilis.core.async_collector import CollectorHealth
 from profilis.errors import ConfigError
@@ -146,7 +147,7 @@ class CollectorExporter:
         self,
         address: CollectorAddress | str = DEFAULT_COLLECTOR_ADDRESS,
         *,
-        service: str = "unknown_service",
+        service: str | None = None,
         collector: HealthSource | None = None,
         max_datagram_bytes: int = DEFAULT_MAX_DATAGRAM_BYTES,
         reconnect_interval_s: float = 0.5,
@@ -160,6 +161,7 @@ class CollectorExporter:
         elif not isinstance(address, CollectorAddress):
             raise ConfigError("address", "a CollectorAddress or an address string", address)
         self.address = address
+        service = resolve_setting("service_name", service)  # PROFILIS_SERVICE_NAME if left out
         if not isinstance(service, str) or not 0 < len(service) <= _SERVICE_MAX:
             raise ConfigError("service", "a non-empty string of at most 255 characters", service)
         self._service = service

@@ -1,4 +1,4 @@
-"""ConsoleExporter: one line per event on a stream, for development and debugging.
+"""ConsoleExporter: one line per event on a stream (stdout, as in 1.x), for development.
 
 A collector sink. ``pretty=True`` prints aligned columns (time, kind, status, duration, then
 the route, function or query); ``pretty=False`` prints JSON lines. Colours mark the event
@@ -29,7 +29,8 @@ _KIND_COLOURS: Final = {
 
 
 class ConsoleExporter:
-    """Prints each batch to ``stream`` (default: ``sys.stderr`` as it is at each batch).
+    """Prints each batch to ``stream`` (default: ``sys.stdout`` as it is at each batch, like
+    Profilis 1.x; pass ``stream=sys.stderr`` to keep stdout for the app's own output).
 
     ``color=None`` decides by itself: colour on a terminal unless ``NO_COLOR`` is set and
     not empty. ``True``/``False`` force it either way.
@@ -52,7 +53,7 @@ class ConsoleExporter:
     @property
     def stream(self) -> TextIO:
         # Resolved late, so a stream redirected after construction (tests, daemons) is used.
-        return self._stream if self._stream is not None else sys.stderr
+        return self._stream if self._stream is not None else sys.stdout
 
     def uses_color(self) -> bool:
         """Whether the next batch will be coloured."""
@@ -81,7 +82,7 @@ class ConsoleExporter:
         stream.flush()
 
     def close(self) -> None:
-        """Flush the stream; never close it (it is usually stderr, which is not ours)."""
+        """Flush the stream; never close it (it is usually stdout, which is not ours)."""
         flush = getattr(self.stream, "flush", None)
         if flush is not None:
             flush()

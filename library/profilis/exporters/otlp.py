@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 from profilis._validation import check_float, check_int
 from profilis._version import __version__
+from profilis.config import resolve_setting
 from profilis.core._delivery import SinkHealth
 from profilis.errors import ConfigError
 from profilis.exporters._deadline_http import BudgetedResponse, seconds_left
@@ -99,7 +100,7 @@ class OTLPExporter:
         *,
         headers: Mapping[str, str] | None = None,
         timeout_s: float = 10.0,
-        service_name: str = "unknown_service",
+        service_name: str | None = None,
         max_retry_buffer: int = 2048,
         retry_initial_backoff_s: float = 1.0,
         retry_max_backoff_s: float = 30.0,
@@ -115,6 +116,7 @@ class OTLPExporter:
         self.timeout_s = check_float(
             "timeout_s", timeout_s, minimum=0.0, maximum=600.0, min_inclusive=False
         )
+        service_name = resolve_setting("service_name", service_name)  # PROFILIS_SERVICE_NAME
         if not isinstance(service_name, str) or not service_name:
             raise ConfigError("service_name", "a non-empty string", service_name)
         self.service_name = service_name

@@ -9,7 +9,7 @@ named through the ``got_request_exception`` signal, which costs nothing until on
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from flask import Flask, request
 from flask.signals import got_request_exception
@@ -22,7 +22,18 @@ from profilis.wsgi import ProfilisWSGI
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
-__all__ = ["ProfilisFlask", "flask_route"]
+__all__ = [
+    "HTTP_BAD_REQUEST",
+    "HTTP_INTERNAL_SERVER_ERROR",
+    "HTTP_OK",
+    "ProfilisFlask",
+    "flask_route",
+]
+
+# Status constants Profilis 1.x exported from this module; kept so 1.x imports still work.
+HTTP_OK: Final = 200
+HTTP_BAD_REQUEST: Final = 400
+HTTP_INTERNAL_SERVER_ERROR: Final = 500
 
 #: Where ``ProfilisFlask`` keeps itself in ``app.extensions``.
 EXTENSION_KEY = "profilis"
@@ -60,7 +71,8 @@ class ProfilisFlask:
     """Instruments a Flask app: ``ProfilisFlask(app, collector=c, exclude_routes=["/health"])``.
 
     Pass ``collector=`` (an ``AsyncCollector``) or ``emitter=``. ``sample`` is the fraction
-    of requests recorded, in [0, 1]; ``exclude_routes`` lists path prefixes never recorded.
+    of requests recorded, in [0, 1]; ``exclude_routes`` lists path prefixes never recorded;
+    left out, they are ``PROFILIS_SAMPLE_RATE`` and ``PROFILIS_EXCLUDE_ROUTES`` (else all).
     Unmatched requests (404s) are labelled ``<unmatched>``. Request bodies are never read
     and streamed responses pass through unbuffered. ``init_app`` supports app factories.
     """
@@ -71,8 +83,8 @@ class ProfilisFlask:
         *,
         collector: AsyncCollector[dict[str, Any]] | None = None,
         emitter: Emitter | None = None,
-        exclude_routes: Iterable[str] = (),
-        sample: float = 1.0,
+        exclude_routes: Iterable[str] | None = None,
+        sample: float | None = None,
     ) -> None:
         # Checked now, so a bad setting fails here rather than at init_app or a request.
         timing = HttpTiming(

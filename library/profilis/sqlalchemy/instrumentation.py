@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 from profilis._http import resolve_emitter
 from profilis._validation import check_bool, check_int
+from profilis.config import resolve_setting
 from profilis.core.async_collector import AsyncCollector
 from profilis.core.emitter import Emitter
 from profilis.runtime.clock import now_ns
@@ -147,20 +148,21 @@ def instrument_engine(
     emitter: Emitter | None = None,
     *,
     collector: AsyncCollector[dict[str, Any]] | None = None,
-    redact: bool = True,
+    redact: bool | None = None,
     max_len: int = QUERY_MAX_LENGTH,
 ) -> EngineInstrumentation:
     """Emit a DB event for every statement ``engine`` runs (sync ``Engine`` or ``AsyncEngine``).
 
     Pass ``emitter`` (or ``collector=``). ``redact=False`` keeps literals in the recorded
-    statements; ``max_len`` caps their length, in characters. Instrumenting an engine again
-    replaces the earlier instrumentation, so events are never doubled.
+    statements (left out: ``PROFILIS_REDACT``, else True); ``max_len`` caps their length,
+    in characters. Instrumenting an engine again replaces the earlier instrumentation, so
+    events are never doubled.
     """
     sync_engine = _sync_engine(engine)
     if not isinstance(sync_engine, Engine):
         raise TypeError(f"engine must be a SQLAlchemy Engine or AsyncEngine, got {engine!r}")
     target = resolve_emitter(emitter, collector)
-    check_bool("redact", redact)
+    redact = check_bool("redact", resolve_setting("redact", redact))
     check_int("max_len", max_len, minimum=16, maximum=QUERY_MAX_LENGTH)
     previous = _instrumented.get(sync_engine)
     if previous is not None:
