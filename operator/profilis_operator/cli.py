@@ -5,6 +5,9 @@ in-cluster service account or a kubeconfig (``KUBECONFIG``). Environment variabl
 the Helm chart, provide what flags do not: ``POD_NAMESPACE`` (the operator's namespace),
 ``PROFILIS_OPERATOR_IMAGE``, ``PROFILIS_OPERATOR_DEFAULTS`` (a YAML ProfilisConfig spec),
 ``PROFILIS_OPERATOR_EXCLUDED_NAMESPACES`` (comma list), ``PROFILIS_OPERATOR_NATIVE_SIDECARS``.
+Before kopf starts, ``main`` checks what it needs in one line each: the ``operator`` extra's
+modules (imported here, not at the top) and credentials for a cluster (the login handler's
+own search), so neither ends in a traceback.
 """
 
 from __future__ import annotations
@@ -16,20 +19,27 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-
-import kopf
+from typing import TYPE_CHECKING
 
 from profilis import __version__
-from profilis_operator.handlers import register
-from profilis_operator.options import NativeSidecars, OperatorOptions, OptionsError, load_defaults
+from profilis._commands import requires_extra
+
+if TYPE_CHECKING:
+    from profilis_operator.options import NativeSidecars, OperatorOptions
 
 __all__ = ["build_parser", "main", "options_from_args"]
+
+#: Where kopf's service-account login looks first (``kopf.login_with_service_account``).
+_SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="profilis-operator",
         description="Injects the Profilis agent and sidecar into annotated workloads' pods.",
+        epilog="Exit status: 0 after SIGTERM or SIGINT, 1 when it cannot start (no cluster "
+        "credentials: neither an in-cluster service account nor a kubeconfig), 2 for a bad "
+        "flag or variable, or a missing dependency (the operator extra).",
     )
     add = parser.add_argument
     add("--version", action="version", version=f"%(prog)s {__version__}")
@@ -140,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def options_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> OperatorOptions:
     """Flags first, then the environment; ``OptionsError`` names what is wrong."""
+    from profilis_operator.options import OperatorOptions, load_defaults  # pyyaml
+
     excluded = [*args.exclude_namespace]
     excluded += environ.get("PROFILIS_OPERATOR_EXCLUDED_NAMESPACES", "").split(",")
     defaults_path = args.defaults or environ.get("PROFILIS_OPERATOR_DEFAULTS") or None
@@ -175,6 +187,8 @@ def options_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> O
 
 
 def _native_sidecars(text: str) -> NativeSidecars:
+    from profilis_operator.options import OptionsError
+
     if text not in ("auto", "always", "never"):
         raise OptionsError(
             f"PROFILIS_OPERATOR_NATIVE_SIDECARS must be auto, always or never, got {text!r}"
@@ -183,13 +197,30 @@ def _native_sidecars(text: str) -> NativeSidecars:
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    """Run until SIGTERM/SIGINT (kopf stops its tasks, then ours, cleanly)."""
+    """Run until SIGTERM/SIGINT (kopf stops its tasks, then ours, cleanly); 1 without a
+    cluster to log in to, 2 for a bad flag or variable or a missing extra (one line each)."""
+    with requires_extra("profilis-operator", "operator"):
+        import kopf
+
+        from profilis_operator.handlers import register
+        from profilis_operator.kubeapi import connection_info
+        from profilis_operator.options import OptionsError
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         options = options_from_args(args, os.environ if environ is None else environ)
     except OptionsError as exc:
         parser.error(str(exc))  # exits 2, naming the flag or variable
+    # kopf would retry a failed login and end in a traceback suggesting a client library;
+    # the same search as the login handler, done once here, gives one line instead.
+    try:
+        found = connection_info(kopf.OperatorSettings()) is not None
+    except Exception as exc:  # a kubeconfig that cannot be read or used, whatever the error
+        print(f"profilis-operator: {_unusable_kubeconfig(exc)}", file=sys.stderr)
+        return 1
+    if not found:
+        print(f"profilis-operator: {_NO_CLUSTER}", file=sys.stderr)
+        return 1
     kopf.configure(verbose=args.log_level == "DEBUG", quiet=args.log_level in ("WARNING", "ERROR"))
     logging.getLogger("profilis").setLevel(args.log_level)
     registry = kopf.OperatorRegistry()
@@ -203,6 +234,30 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         )
     )
     return 0
+
+
+#: What ``main`` says when neither login kopf's handler tries is possible.
+_NO_CLUSTER = (
+    "no Kubernetes cluster to log in to: tried the in-cluster service account "
+    f"({_SERVICE_ACCOUNT_TOKEN}: absent) and a kubeconfig (KUBECONFIG unset, ~/.kube/config "
+    "absent); run it in a pod with a service account, or set KUBECONFIG to a kubeconfig file"
+)
+
+
+def _unusable_kubeconfig(exc: Exception) -> str:
+    where = os.environ.get("KUBECONFIG") or "~/.kube/config"
+    if isinstance(exc, KeyError):  # the current context names a cluster or user not defined
+        reason = f"it names {exc} but does not define it"
+    elif isinstance(exc, OSError) and exc.strerror:
+        reason = f"{exc.strerror}: {exc.filename}"
+    elif getattr(exc, "problem_mark", None) is not None:  # yaml.MarkedYAMLError
+        reason = f"not YAML: {exc.problem} at line {exc.problem_mark.line + 1}"  # type: ignore[attr-defined]
+    else:
+        reason = str(exc).strip().rstrip(".") or type(exc).__name__
+    return (
+        f"cannot use the kubeconfig {where} ({reason}); set KUBECONFIG to a valid kubeconfig "
+        "file, or run it in a pod with a service account"
+    )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ Flags win over the environment: ``PROFILIS_SIDECAR_LISTEN`` (comma list of addre
 ``PROFILIS_SERVICE_NAME`` (read through ``profilis.config``), ``PROFILIS_SIDECAR_UI_TOKEN``
 (the dashboard's token; never a flag, so it stays out of ``ps``) and the downward-API
 ``POD_NAME``/``POD_NAMESPACE`` (logs and /_profilis only). A bad value stops start-up with a
-message naming the flag or variable.
+message naming the flag or variable and what it accepts. The sidecar's own dependencies (the
+``sidecar`` extra) are imported in ``main``, so that a missing one is named in one line.
 """
 
 from __future__ import annotations
@@ -22,19 +23,22 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from types import FrameType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from profilis import __version__
+from profilis._commands import requires_extra
 from profilis.config import CollectorAddress, load_config, parse_collector_address
 from profilis.errors import ConfigError
-from profilis_sidecar.forward import FORWARD_SPECS, build_forward_sink
+from profilis_sidecar import flags
 from profilis_sidecar.settings import (
     DEFAULT_LISTEN,
     DEFAULT_METRICS_PORT,
     SidecarError,
     SidecarSettings,
 )
-from profilis_sidecar.sidecar import Sidecar
+
+if TYPE_CHECKING:
+    from profilis_sidecar.forward import ForwardSink
 
 __all__ = ["build_parser", "main", "settings_from_args"]
 
@@ -42,71 +46,29 @@ log = logging.getLogger("profilis.sidecar")
 T = TypeVar("T")
 
 
-def _address(text: str) -> CollectorAddress:
-    return parse_collector_address(text.strip(), "--listen")
-
-
-def _port(text: str) -> int:
-    if not (text.isascii() and text.isdigit() and int(text) <= 65535):
-        raise ValueError(f"a port number in [0, 65535], got {text!r}")
-    return int(text)
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < float("inf"):
-        raise ValueError(f"a number of seconds, got {text!r}")
-    return value
-
-
-def _rate(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < float("inf"):
-        raise ValueError(f"a number of datagrams a second (0: unlimited), got {text!r}")
-    return value
-
-
-def _octal(text: str) -> int:
-    return int(text, 8)
-
-
-def _count(text: str) -> int:
-    if not (text.isascii() and text.isdigit()):
-        raise ValueError(f"a whole number, got {text!r}")
-    return int(text)
-
-
-def _ui_switch(text: str) -> str:
-    """on, off, or token: on only when PROFILIS_SIDECAR_UI_TOKEN holds one (what the operator
-    sets when a ProfilisConfig names a token Secret, so a missing Secret closes the page
-    rather than open it or keep the pod from starting)."""
-    word = _SWITCH.get(text.strip().lower())
-    if word is None:
-        raise ValueError(f"on, off or token, got {text!r}")
-    return word
-
-
-_SWITCH = {"on": "on", "true": "on", "off": "off", "false": "off", "token": "token"}
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from profilis_sidecar.forward import FORWARD_SPECS  # prometheus_client: the sidecar extra
+
     parser = argparse.ArgumentParser(
         prog="profilis-sidecar",
         description="The shared Profilis collector of a pod: agents send batches over a "
         "datagram socket; one /metrics shows every worker.",
+        epilog="Exit status: 0 after a clean drain (SIGTERM or SIGINT), 1 when it cannot start "
+        "(a socket or the port cannot be bound), 2 for a bad flag, variable or --forward spec, "
+        "or a missing dependency (the sidecar extra).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--listen",
         action="append",
-        type=_address,
+        type=flags.as_flag(flags.address),
         metavar="ADDRESS",
         help="unix:///path or udp://127.0.0.1:PORT; repeatable (env PROFILIS_SIDECAR_LISTEN, "
         f"comma list; default {DEFAULT_LISTEN})",
     )
     parser.add_argument(
         "--metrics-port",
-        type=_port,
+        type=flags.as_flag(flags.port),
         help=f"port of /metrics, /healthz, /readyz, /_profilis (env "
         f"PROFILIS_SIDECAR_METRICS_PORT; default {DEFAULT_METRICS_PORT})",
     )
@@ -117,28 +79,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--worker-expiry",
-        type=_seconds,
+        type=flags.as_flag(flags.seconds),
         default=30.0,
         metavar="SECONDS",
         help="forget a worker silent this long (default 30)",
     )
     parser.add_argument(
         "--max-datagram-bytes",
-        type=int,
+        type=flags.as_flag(flags.count),
         default=65_536,
         metavar="BYTES",
         help="refuse larger datagrams (default 65536)",
     )
     parser.add_argument(
         "--backlog-bytes",
-        type=int,
+        type=flags.as_flag(flags.count),
         default=16 << 20,
         metavar="BYTES",
         help="datagrams read and waiting to be processed, at most (default 16 MiB)",
     )
     parser.add_argument(
         "--ingest-rate-limit",
-        type=_rate,
+        type=flags.as_flag(flags.rate),
         metavar="PER_SECOND",
         help="read at most this many datagrams a second, so the agents' queues fill (for "
         "demos and for testing the queue alerts; env PROFILIS_SIDECAR_INGEST_RATE_LIMIT; "
@@ -146,54 +108,54 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--log-interval",
-        type=_seconds,
+        type=flags.as_flag(flags.seconds),
         default=60.0,
         metavar="SECONDS",
         help="seconds between summary lines (default 60)",
     )
     parser.add_argument(
         "--drain-timeout",
-        type=_seconds,
+        type=flags.as_flag(flags.seconds),
         default=5.0,
         metavar="SECONDS",
         help="how long SIGTERM may take (default 5)",
     )
     parser.add_argument(
         "--socket-mode",
-        type=_octal,
+        type=flags.as_flag(flags.octal),
         default="666",  # argparse runs a string default through type: 0o666
         metavar="OCTAL",
         help="permissions of the Unix socket (default 666: any container of the pod)",
     )
     parser.add_argument(
         "--max-label-values",
-        type=int,
+        type=flags.as_flag(flags.count),
         default=1000,
         help="distinct values per label before __overflow__ (default 1000)",
     )
     parser.add_argument(
         "--max-series",
-        type=int,
+        type=flags.as_flag(flags.count),
         default=10_000,
         help="series per metric before __overflow__ (default 10000)",
     )
     parser.add_argument(
         "--max-label-length",
-        type=_count,
+        type=flags.as_flag(flags.count),
         metavar="CHARS",
         help="longest label value before __overflow__ (env PROFILIS_SIDECAR_MAX_LABEL_LENGTH; "
         "default 256)",
     )
     parser.add_argument(
         "--series-budget",
-        type=_count,
+        type=flags.as_flag(flags.count),
         metavar="SERIES",
         help="series of the request metrics in /metrics, each bucket counted, before "
         "__overflow__ (env PROFILIS_SIDECAR_SERIES_BUDGET; default 20000)",
     )
     parser.add_argument(
         "--max-workers",
-        type=_count,
+        type=flags.as_flag(flags.count),
         metavar="N",
         help="agent processes tracked at once; more are refused (env "
         "PROFILIS_SIDECAR_MAX_WORKERS; default 1024)",
@@ -207,13 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--forward-queue-size",
-        type=int,
+        type=flags.as_flag(flags.count),
         default=65_536,
         help="events queued for forwarding (default 65536)",
     )
     parser.add_argument(
         "--ui-events-per-s",
-        type=float,
+        type=flags.as_flag(flags.events_rate),
         default=20_000.0,
         help="events a second shown on the /_profilis/ dashboard, 0 turns it off (default 20000)",
     )
@@ -227,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--http-max-connections",
-        type=_count,
+        type=flags.as_flag(flags.count),
         metavar="N",
         help="open connections to the metrics port; past it the longest-idle one is closed "
         "(env PROFILIS_SIDECAR_HTTP_MAX_CONNECTIONS; default 64)",
@@ -239,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         parser.add_argument(
             f"--http-{name}",
-            type=_seconds,
+            type=flags.as_flag(flags.seconds),
             metavar="SECONDS",
             help=f"seconds {what} on the metrics port (env "
             f"PROFILIS_SIDECAR_HTTP_{name.upper().replace('-', '_')}; default {default})",
@@ -267,7 +229,7 @@ def _flag_or_env(args: argparse.Namespace, environ: Mapping[str, str], setting: 
     """A count setting from its flag, else ``PROFILIS_SIDECAR_<SETTING>``, else its default."""
     chosen: int | None = getattr(args, setting)
     if chosen is None:
-        chosen = _from_env(environ, f"PROFILIS_SIDECAR_{setting.upper()}", _count)
+        chosen = _from_env(environ, f"PROFILIS_SIDECAR_{setting.upper()}", flags.count)
     if chosen is None:
         default: int = getattr(SidecarSettings(), setting)
         return default
@@ -279,7 +241,7 @@ def _seconds_setting(args: argparse.Namespace, environ: Mapping[str, str], setti
     chosen: float | None = getattr(args, setting.removesuffix("_s"))
     if chosen is None:
         variable = f"PROFILIS_SIDECAR_{setting.removesuffix('_s').upper()}"
-        chosen = _from_env(environ, variable, _seconds)
+        chosen = _from_env(environ, variable, flags.seconds)
     if chosen is None:
         default = next(f.default for f in fields(SidecarSettings) if f.name == setting)
         return float(default)  # type: ignore[arg-type]
@@ -293,18 +255,14 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         listen = _from_env(
             environ,
             "PROFILIS_SIDECAR_LISTEN",
-            lambda text: [
-                parse_collector_address(part.strip(), "PROFILIS_SIDECAR_LISTEN")
-                for part in text.split(",")
-                if part.strip()
-            ],
+            lambda text: [flags.address(part) for part in text.split(",") if part.strip()],
         ) or [parse_collector_address(DEFAULT_LISTEN)]
     port = args.metrics_port
     if port is None:
-        port = _from_env(environ, "PROFILIS_SIDECAR_METRICS_PORT", _port)
+        port = _from_env(environ, "PROFILIS_SIDECAR_METRICS_PORT", flags.port)
     rate_limit = args.ingest_rate_limit
     if rate_limit is None:
-        rate_limit = _from_env(environ, "PROFILIS_SIDECAR_INGEST_RATE_LIMIT", _rate)
+        rate_limit = _from_env(environ, "PROFILIS_SIDECAR_INGEST_RATE_LIMIT", flags.rate)
     service = args.service
     if service is None:
         try:
@@ -343,15 +301,31 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
 
 
 def _ui_wanted(environ: Mapping[str, str]) -> bool:
-    mode = _from_env(environ, "PROFILIS_SIDECAR_UI", _ui_switch) or "on"
+    mode = _from_env(environ, "PROFILIS_SIDECAR_UI", flags.ui_switch) or "on"
     if mode == "token" and not environ.get("PROFILIS_SIDECAR_UI_TOKEN"):
         log.warning("the /_profilis/ page is off: PROFILIS_SIDECAR_UI=token and no token is set")
         return False
     return mode != "off"
 
 
+def _forward_sinks(specs: Sequence[str], service: str) -> list[ForwardSink]:
+    """The ``--forward`` exporters; ``SidecarError`` naming the spec if one cannot be built."""
+    from profilis_sidecar.forward import build_forward_sink
+
+    sinks = []
+    for spec in specs:
+        try:
+            sinks.append(build_forward_sink(spec, service=service))
+        except OSError as exc:  # jsonl:DIR that cannot be created
+            raise SidecarError(f"--forward {spec!r}: {exc}") from None
+    return sinks
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    """Run the sidecar until SIGTERM or SIGINT; 0 after a clean drain, 1 if it cannot start."""
+    """Run the sidecar until SIGTERM or SIGINT; 0 after a clean drain, 1 if it cannot start,
+    2 for a bad flag, variable or ``--forward`` spec, or a missing extra (one line each)."""
+    with requires_extra("profilis-sidecar", "sidecar"):
+        from profilis_sidecar.sidecar import Sidecar
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -360,6 +334,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     env = os.environ if environ is None else environ
     try:
         settings = settings_from_args(args, env)
+        # Built (directories made, URLs checked) before anything starts, so a bad spec is a
+        # usage error like a bad flag; no exporter starts a thread or a connection here.
+        sinks = _forward_sinks(args.forward, settings.service)
     except (SidecarError, ConfigError) as exc:
         parser.error(str(exc))  # exits 2, naming the flag or variable
     stop = threading.Event()
@@ -371,7 +348,6 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        sinks = [build_forward_sink(spec, service=settings.service) for spec in args.forward]
         sidecar = Sidecar(settings, forward_sinks=sinks)
         sidecar.start()
     except SidecarError as exc:

@@ -14,6 +14,7 @@ up on is dropped. Exposed as ``profilis_sidecar_forward_*`` and ``ExporterMetric
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -69,9 +70,11 @@ def build_forward_sink(spec: str, *, service: str) -> ForwardSink:
         if kind == "console":
             from profilis.exporters.console import ConsoleExporter
 
-            return ConsoleExporter(pretty=target != "json")
+            # stderr, like the sidecar's own log lines: a container's stdout stays for data.
+            return ConsoleExporter(pretty=target != "json", stream=sys.stderr)
     except ImportError as exc:  # an extra (opentelemetry-proto, say) is not installed
-        raise SidecarError(f"--forward {kind} is unavailable here: {exc}") from None
+        hint = f"; install it with: pip install 'profilis[{kind}]'" if kind == "otlp" else ""
+        raise SidecarError(f"--forward {kind} is unavailable here: {exc}{hint}") from None
     except ConfigError as exc:
         raise SidecarError(f"--forward {spec!r}: {exc}") from None
     raise SidecarError(f"--forward must be {FORWARD_SPECS}, got {spec!r}")

@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="profilis-agent",
         description="The Profilis agent payload: install it into a directory, then put that "
         "directory first on the app's PYTHONPATH.",
+        epilog="Exit status: 0 installed, 1 could not install, 2 bad usage.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
