@@ -7,14 +7,16 @@ Prometheus/Alertmanager if they can run (``demo.monitoring``), drive traffic
 ``--backpressure`` throttles the pod's real sidecar (``demo.pod.Backpressure``: an
 ingest-rate limit, and a small agent queue through the pod's ProfilisConfig), so the shop
 workers' queues fill and ProfilisQueueFilling, then ProfilisQueueSaturated fire. Everything
-started is stopped in reverse order, on the deadline, on Ctrl-C or SIGTERM alike.
+started is stopped in reverse order, on the deadline, on Ctrl-C or SIGTERM alike. Ctrl-C is
+the documented way to end an open-ended demo, so it exits 0 (``demo.terminal`` keeps make
+out of it); the logs stay in ``build/demo-logs/`` and their folder is printed last.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import shutil
+import re
 import signal
 import sys
 import tempfile
@@ -23,10 +25,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 import yaml
 
-from demo.monitoring import WATCHED_ALERTS, Monitoring, firing_and_pending, start_monitoring
+from demo.monitoring import (
+    WATCHED_ALERTS,
+    Monitoring,
+    Page,
+    firing_and_pending,
+    monitoring_pages,
+    start_monitoring,
+)
 from demo.pod import (
     BACKPRESSURE,
     DEPLOYMENT,
@@ -37,33 +47,68 @@ from demo.pod import (
 )
 from demo.processes import DemoError, Process, free_port, wait_http
 from demo.summary import Alerts, Snapshot, final_summary, live_line
+from demo.terminal import foreground_group
 from demo.traffic import Traffic
 
 LIVE_EVERY_S = 5.0
+#: Where each run's logs (pod, Prometheus, Alertmanager) and configs are kept.
+LOGS_ROOT = Path(__file__).resolve().parents[1] / "build" / "demo-logs"
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True,
+          "0": False, "false": False, "no": False, "off": False, "": False}  # fmt: skip
+
+
+def _duration(text: str) -> int:
+    """``DURATION``: whole seconds, 0 (or empty) for "until Ctrl-C"."""
+    value = text.strip()
+    if value and not (value.isascii() and value.isdigit()):
+        raise argparse.ArgumentTypeError(
+            f"DURATION={text!r} is not a duration: give whole seconds, 0 or more "
+            "(0, the default, runs until Ctrl-C), e.g. DURATION=60"
+        )
+    return int(value or "0")
 
 
 def _flag(text: str) -> bool:
-    return text.strip().lower() in ("1", "true", "yes", "on")
+    """``BACKPRESSURE``: on or off, spelled in any of the usual ways."""
+    try:
+        return _FLAGS[text.strip().lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(
+            f"BACKPRESSURE={text!r} is neither on nor off: give 1 (also true, yes, on) or "
+            "0 (also false, no, off; the default)"
+        ) from None
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line that names what the user typed (DURATION=...), not argparse's --duration.
+        reason = re.sub(r"^argument --[\w-]+: ", "", message)
+        self.exit(2, f"{self.prog}: {reason}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="make demo", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="make demo", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--duration",
-        type=float,
-        default=0.0,
-        help="seconds to run, then exit with a summary (0: until Ctrl-C)",
+        type=_duration,
+        default=0,
+        help="whole seconds to run, then exit with a summary (0: until Ctrl-C)",
     )
     parser.add_argument(
         "--backpressure",
         type=_flag,
         default=False,
         help="1: throttle the sidecar (ingest-rate limit) so the shop's queues fill and the "
-        "queue alerts fire",
+        "queue alerts fire; 0: off",
     )
     parser.add_argument("--rate", type=float, default=60.0, help="requests/s to the shop")
-    parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
-    return parser  # fmt: skip
+    parser.add_argument(
+        "--logs",
+        type=Path,
+        default=None,
+        help=f"the folder for this run's logs (default: a new one under {LOGS_ROOT})",
+    )
+    return parser
 
 
 class _Stop(Exception):
@@ -179,15 +224,18 @@ def _start_pod(workdir: Path, cleanups: list[Callable[[], None]], *, backpressur
 def _print_where(
     pod: _Pod, monitoring: Monitoring | None, workdir: Path, duration_s: float
 ) -> None:
+    pages = [
+        Page("shop (the app)", f"{pod.app_url}/orders"),
+        Page("sidecar metrics", f"{pod.sidecar_url}/metrics"),
+        Page("pod dashboard", f"{pod.sidecar_url}/_profilis/"),
+    ]
+    if monitoring is not None:
+        pages += monitoring_pages(monitoring)
     _say()
     _say("Where to look:")
-    _say(f"  shop (the app)       {pod.app_url}/orders")
-    _say(f"  sidecar metrics      {pod.sidecar_url}/metrics")
-    _say(f"  pod dashboard        {pod.sidecar_url}/_profilis/")
-    if monitoring is not None:
-        _say(f"  Prometheus alerts    {monitoring.prometheus_url}/alerts")
-        _say(f"  Alertmanager         {monitoring.alertmanager_url}/#/alerts")
-    _say(f"  logs                 {workdir}")
+    for page in pages:
+        _say(f"  {page.label:<20} {page.url}" + (f"  ({page.note})" if page.note else ""))
+    _say(f"  {'logs':<20} {workdir}")
     _say(f"Running {duration_s:.0f} s." if duration_s else "Ctrl-C stops everything.")
     _say()
 
@@ -272,36 +320,42 @@ def run(args: argparse.Namespace, workdir: Path, cleanups: list[Callable[[], Non
     _watch(args, pod, traffic, monitoring)
 
 
+def _logs_folder(chosen: Path | None) -> Path:
+    if chosen is not None:
+        chosen.mkdir(parents=True, exist_ok=True)
+        return chosen.resolve()
+    LOGS_ROOT.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=LOGS_ROOT))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="profilis-demo-"))
+    workdir = _logs_folder(args.logs)
     cleanups: list[Callable[[], None]] = []
     signal.signal(signal.SIGTERM, _on_sigterm)
     # Explicitly: a shell that starts the demo in the background would leave SIGINT ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     code = 0
-    try:
-        run(args, workdir, cleanups)
-    except KeyboardInterrupt:
-        code = 130
-    except _Stop:
-        code = 143
-    except DemoError as exc:
-        print(f"demo: {exc}", file=sys.stderr)
-        code = 1
-    finally:
-        # A second Ctrl-C must not leave processes behind: cleanup ignores it.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        for cleanup in reversed(cleanups):
-            with contextlib.suppress(Exception):
-                cleanup()
-        if args.keep or code == 1:
-            print(f"demo: logs kept in {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    with foreground_group():
+        try:
+            run(args, workdir, cleanups)
+        except KeyboardInterrupt:
+            code = 0  # Ctrl-C: how an open-ended demo is meant to end
+        except _Stop:
+            code = 143
+        except DemoError as exc:
+            print(f"demo: {exc}", file=sys.stderr)
+            code = 1
+        finally:
+            # A second Ctrl-C must not leave processes behind: cleanup ignores it.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            for cleanup in reversed(cleanups):
+                with contextlib.suppress(Exception):
+                    cleanup()
     if code != 1:
         _say("demo: everything stopped.")
+    _say(f"demo: logs kept in {workdir}")
     return code
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from demo.processes import DemoError, Process, free_port, wait_http
+from demo.processes import DemoError, Process, free_port, http_ok, wait_http
 
 __all__ = [
     "ALERTMANAGER_CONFIG",
@@ -28,8 +28,10 @@ __all__ = [
     "QUEUE_ALERTS",
     "WATCHED_ALERTS",
     "Monitoring",
+    "Page",
     "demo_rules",
     "firing_and_pending",
+    "monitoring_pages",
     "prometheus_config",
     "start_monitoring",
 ]
@@ -158,6 +160,51 @@ def start_monitoring(
         monitoring.stop()
         return str(exc)
     return monitoring
+
+
+@dataclass(frozen=True)
+class Page:
+    """A URL the demo prints, with a note when it is not the page one would expect."""
+
+    label: str
+    url: str
+    note: str = ""
+
+
+#: What Debian's prometheus-alertmanager serves at / instead of the web UI it leaves out.
+_NO_WEB_UI = b"does not include a web"
+
+
+def monitoring_pages(monitoring: Monitoring) -> list[Page]:
+    """Prometheus' alerts page and Alertmanager's alerts, where these builds serve them.
+
+    Debian's Prometheus packages only the classic UI: ``/alerts`` is a 404 there while
+    ``/classic/alerts`` lists every rule; upstream builds serve ``/alerts``. Debian's
+    Alertmanager has no web UI at all (its ``/`` says so), so its JSON API is what to open.
+    """
+    prometheus = monitoring.prometheus_url
+    alerts = next(
+        (prometheus + p for p in ("/alerts", "/classic/alerts") if http_ok(prometheus + p)),
+        prometheus + "/api/v1/rules",
+    )
+    pages = [Page("Prometheus alerts", alerts)]
+    alertmanager = monitoring.alertmanager_url
+    try:
+        with urllib.request.urlopen(alertmanager + "/", timeout=2) as response:
+            web_ui = _NO_WEB_UI not in response.read(8192)
+    except OSError:
+        web_ui = False
+    if web_ui:
+        pages.append(Page("Alertmanager", alertmanager + "/#/alerts"))
+    else:
+        pages.append(
+            Page(
+                "Alertmanager API",
+                alertmanager + "/api/v2/alerts",
+                "JSON, the alerts it received; this build has no web UI",
+            )
+        )
+    return pages
 
 
 def _get_json(url: str) -> Any:

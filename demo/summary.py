@@ -1,9 +1,10 @@
 """What the demo shows: a snapshot of the sidecar's /metrics and status, and its summaries.
 
 ``Snapshot.read`` takes the sidecar's Prometheus text (requests per route, latency histograms,
-DB queries, drops) and ``/_profilis/status.json`` (live workers per service, queue depth);
-``live_line`` is the one-line summary printed every few seconds (p95 over the last interval),
-``final_summary`` the table printed on exit (p95 since start) that tests/demo reads.
+``@profile``d function calls, DB queries, drops) and ``/_profilis/status.json`` (live workers
+per service, queue depth); ``live_line`` is the one-line summary printed every few seconds
+(p95 over the last interval), ``final_summary`` the table printed on exit (p95 since start)
+that tests/demo reads.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = ["Alerts", "Snapshot", "final_summary", "live_line"]
 SERVICE = "shop"
 _HTTP_HIST = "profilis_http_request_duration_seconds"
 _DB_HIST = "profilis_db_query_duration_seconds"
+_FN_HIST = "profilis_function_duration_seconds"
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class Snapshot:
         default_factory=Counter
     )  # method, route, status
     http_buckets: dict[tuple[str, str], Buckets] = field(default_factory=dict)
+    functions: Counter[str] = field(default_factory=Counter)  # calls by function
+    fn_buckets: dict[str, Buckets] = field(default_factory=dict)
     db_queries: Counter[str] = field(default_factory=Counter)  # by db_vendor
     db_buckets: Buckets = field(default_factory=dict)
     dropped: Counter[str] = field(default_factory=Counter)  # by reason
@@ -75,6 +79,12 @@ class Snapshot:
                     )
                     le = float(labels["le"])
                     per_route[le] = per_route.get(le, 0.0) + value
+                elif sample.name == "profilis_function_calls_total":
+                    self.functions[labels["function"]] += int(value)
+                elif sample.name == f"{_FN_HIST}_bucket":
+                    per_function = self.fn_buckets.setdefault(labels["function"], {})
+                    le = float(labels["le"])
+                    per_function[le] = per_function.get(le, 0.0) + value
                 elif sample.name == "profilis_db_queries_total":
                     self.db_queries[labels["db_vendor"]] += int(value)
                 elif sample.name == f"{_DB_HIST}_bucket":
@@ -171,6 +181,10 @@ def final_summary(snapshot: Snapshot, duration_s: float, alerts: Alerts) -> str:
     for (method, route), count in sorted(snapshot.routes().items(), key=lambda kv: kv[0][1]):
         p95 = quantile(0.95, snapshot.http_buckets.get((method, route), {}))
         lines.append(f"  route  {method:<6} {route:<28} {count:>7}   p95 {_ms(p95)}")
+    lines.append(f"functions    {sum(snapshot.functions.values())} calls (@profile)")
+    for name, count in sorted(snapshot.functions.items()):
+        p95 = quantile(0.95, snapshot.fn_buckets.get(name, {}))
+        lines.append(f"  fn     {name:<35} {count:>7}   p95 {_ms(p95)}")
     vendors = ", ".join(f"{v} {n}" for v, n in sorted(snapshot.db_queries.items())) or "none"
     lines += [
         f"db queries   {sum(snapshot.db_queries.values())} ({vendors}), "

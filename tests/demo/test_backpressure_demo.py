@@ -40,15 +40,16 @@ def _reader(stream: object, lines: queue.Queue[str | None]) -> None:
 
 
 def test_backpressure_demo_reports_both_queue_alerts_reaching_alertmanager(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     if shutil.which("prometheus") is None or shutil.which("prometheus-alertmanager") is None:
         pytest.skip("prometheus / prometheus-alertmanager are not installed")
     started = time.monotonic()
     demo = subprocess.Popen(
         [sys.executable, "-m", "demo", "--duration", str(ALERTS_TIMEOUT_S + 60),
-         "--backpressure", "1"],
+         "--backpressure", "1", "--logs", str(tmp_path / "logs")],
         cwd=REPO,
+        stdin=subprocess.DEVNULL,
         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -117,3 +118,4 @@ def test_backpressure_demo_reports_both_queue_alerts_reaching_alertmanager(
     assert demo.returncode == 143, text[-3000:]  # SIGTERM, handled like Ctrl-C
     assert "== Profilis demo: final summary" in text
     assert "demo: everything stopped." in text
+    assert f"demo: logs kept in {tmp_path / 'logs'}" in text

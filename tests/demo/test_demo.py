@@ -1,7 +1,8 @@
 """`make demo DURATION=30` from a fresh clone: what a newcomer types, checked as they'd read it.
 
-The clone runs `make setup` itself (a new virtualenv from uv's cache, ~10 s), then the demo:
-the operator's injection, the pod runner, gunicorn with 4 workers, the sidecar, Prometheus.
+The clone sets up what `make demo` needs itself (a new virtualenv from uv's cache, ~10 s),
+then the demo: the operator's injection, the pod runner, gunicorn with 4 workers, the
+sidecar, Prometheus.
 In CI the working tree is committed and the test clones it with git; on a developer's
 machine with uncommitted changes it copies the working tree (tracked and untracked files,
 .gitignore respected) into a new repository instead, so it tests what is on disk.
@@ -68,6 +69,7 @@ def test_make_demo_from_a_fresh_clone(tmp_path: Path, capsys: pytest.CaptureFixt
         ["make", "demo", f"DURATION={DURATION_S}"],
         cwd=clone,
         env=env,
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=MAKE_TIMEOUT_S,
@@ -88,9 +90,14 @@ def test_make_demo_from_a_fresh_clone(tmp_path: Path, capsys: pytest.CaptureFixt
         assert routes.get((route.method, route.template), 0) > 0, (
             f"no requests on {route.method} {route.template}:\n{summary}"
         )
+    assert re.search(r"^functions\s+[1-9]\d* calls", summary, re.MULTILINE), (
+        f"no calls of the shop's @profile'd functions:\n{summary}"
+    )
     db = re.search(r"^db queries\s+(\d+)", summary, re.MULTILINE)
     assert db is not None and int(db.group(1)) > 0, f"no DB events:\n{summary}"
     assert re.search(r"^workers\s+.*\b4 \(shop\)", summary, re.MULTILINE), (
         f"the sidecar did not see 4 gunicorn workers:\n{summary}"
     )
     assert "demo: everything stopped." in result.stdout
+    logs = re.search(r"^demo: logs kept in (.+)$", result.stdout, re.MULTILINE)
+    assert logs and (Path(logs.group(1)) / "pod.log").is_file(), result.stdout[-2000:]

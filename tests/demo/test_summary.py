@@ -16,6 +16,13 @@ profilis_http_request_duration_seconds_bucket{le="0.1",method="GET",route="/orde
 profilis_http_request_duration_seconds_bucket{le="+Inf",method="GET",route="/orders"} 90
 profilis_http_request_duration_seconds_count{method="GET",route="/orders"} 90
 profilis_http_request_duration_seconds_sum{method="GET",route="/orders"} 1.2
+# TYPE profilis_function_calls_total counter
+profilis_function_calls_total{function="app.price_order",service="shop"} 12
+# TYPE profilis_function_duration_seconds histogram
+profilis_function_duration_seconds_bucket{function="app.price_order",le="0.005"} 12
+profilis_function_duration_seconds_bucket{function="app.price_order",le="+Inf"} 12
+profilis_function_duration_seconds_count{function="app.price_order"} 12
+profilis_function_duration_seconds_sum{function="app.price_order"} 0.01
 # TYPE profilis_db_queries_total counter
 profilis_db_queries_total{db_vendor="sqlite",service="shop"} 70
 # TYPE profilis_events_dropped_total counter
@@ -43,6 +50,8 @@ def test_final_summary_lists_routes_db_queries_workers_and_drops() -> None:
     text = final_summary(snapshot, 30, Alerts(firing=("ProfilisQueueFilling",), received=1))
     assert "requests     100 (5xx 10)" in text
     assert "GET    /orders" in text and "POST   /payments" in text
+    assert "functions    12 calls (@profile)" in text
+    assert "  fn     app.price_order" in text
     assert "db queries   70 (sqlite 70)" in text
     assert "workers      2 (shop)" in text
     assert "queue depth  2 of 200" in text

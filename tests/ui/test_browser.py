@@ -3,11 +3,15 @@
 The page is served by gunicorn (the Flask app of test_servers.py) after a known load; the
 test reads what the browser drew: charts with the routes in them, the sortable routes
 table, errors, functions, queries and collector health. Screenshots go to
-test-artifacts/ui/ (git-ignored): the whole page, and the first 1280x800 screen.
+test-artifacts/ui/ (git-ignored): the whole page, and the first 1280x800 screen. The pod
+dashboard of a real sidecar, with a worker table as wide as a pod gives it, must fit a 1280 px
+window: no page-wide horizontal scroll, nothing wider than its panel.
 """
 
 from __future__ import annotations
 
+import json
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +22,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.adapters.servers import Server, serve
+from tests.sidecar.helpers import agent_datagram, get, running_sidecar, short_dir, wait_for
+from tests.support.processes import free_port
 from tests.ui.apps.common import TOKEN
 from tests.ui.load import FLASK, gunicorn_one_worker_argv, plan, send
 
@@ -134,3 +140,98 @@ def test_the_page_passes_a_url_token_on_to_metrics_json(browser, server):
 def test_without_the_token_the_protected_page_is_refused(browser, server):
     browser.get(f"{server.url}/_profilis_private")
     assert "token is required" in browser.find_element(By.TAG_NAME, "body").text
+
+
+# --------------------------------------------------------------------------- 1280 px
+#: What a busy pod reports: four gunicorn workers of the shop and two processes of a second,
+#: long-named service, two of them sharing a pid (so their worker label is ``pid@service``).
+POD_WORKERS = [
+    *((pid, "shop") for pid in (2_147_001, 2_147_002, 2_147_003, 2_147_004)),
+    (2_147_001, "checkout-payments-reconciliation"),
+    (3_999_999, "checkout-payments-reconciliation"),
+]
+#: Lists whatever overflows: the page sideways, a panel past its edge, a table past its box.
+OVERFLOW_JS = """
+const out = [];
+const doc = document.documentElement;
+if (doc.scrollWidth > doc.clientWidth) out.push(`page ${doc.scrollWidth} > ${doc.clientWidth}`);
+for (const panel of document.querySelectorAll(".panel, .kpi")) {
+  if (panel.scrollWidth > panel.clientWidth) {
+    out.push(`${panel.querySelector("h2")?.textContent || panel.className}: ` +
+             `${panel.scrollWidth} > ${panel.clientWidth}`);
+  }
+}
+for (const table of document.querySelectorAll("table")) {
+  const box = table.parentElement;
+  if (table.scrollWidth > box.clientWidth) {
+    out.push(`#${table.id} ${table.scrollWidth} > its box ${box.clientWidth}`);
+  }
+}
+return out;
+"""
+
+
+def _pod_events(now_ns: int, n: int) -> list[object]:
+    base = {"ts_ns": now_ns, "dur_ns": 4_000_000 + n * 1_000}
+    return [
+        {**base, "kind": "HTTP", "method": "GET", "route": f"/orders/{{id}}/items/{n % 3}",
+         "status": 200 if n % 5 else 500},
+        {**base, "kind": "FN", "fn": f"shop.billing.pricing.price_order_with_discounts_{n % 2}"},
+        {**base, "kind": "DB", "db_vendor": "postgresql", "rows": 1,
+         "query": "SELECT o.id, o.total, c.name FROM orders o JOIN customers c ON c.id = "
+                  "o.customer_id WHERE o.id = ? AND o.status IN (?, ?) ORDER BY o.created_at"},
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def pod_dashboard() -> Iterator[str]:
+    """The /_profilis/ URL of a real sidecar that ``POD_WORKERS`` have reported to."""
+    with short_dir() as tmp:
+        sock_path, port = tmp / "c.sock", free_port()
+        with (
+            running_sidecar(sock_path, port=port),
+            socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock,
+        ):
+            for index, (pid, service) in enumerate(POD_WORKERS):
+                events = [e for n in range(20) for e in _pod_events(time.time_ns(), n)]
+                sock.sendto(
+                    agent_datagram(pid=pid, service=service, events=events,
+                                   queue_depth=1_234, queue_capacity=8_192,
+                                   exported=12_345_678 + index, dropped_queue=98_765,
+                                   dropped_transport=4_321),
+                    str(sock_path),
+                )  # fmt: skip
+
+            def collector() -> dict[str, object]:
+                document = json.loads(get(port, "/_profilis/metrics.json")[1])
+                return dict(document["collector"])
+
+            shown = wait_for(collector, lambda c: len(c["workers"]) == len(POD_WORKERS), timeout=15)
+            assert len(shown["workers"]) == len(POD_WORKERS), shown  # type: ignore[arg-type]
+            yield f"http://127.0.0.1:{port}/_profilis/"
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_the_pod_dashboard_fits_the_window(browser, pod_dashboard, artifacts, width):
+    """1280 px: the 2-column layout; 1920 px: the wide one (collector health on its own row)."""
+    set_viewport(browser, width, 800)
+    browser.get(pod_dashboard)
+    WebDriverWait(browser, PAGE_TIMEOUT_S, poll_frequency=0.1).until(
+        lambda d: (
+            len(d.find_elements(By.CSS_SELECTOR, "#workers-table tbody tr")) == len(POD_WORKERS)
+            and d.find_elements(By.CSS_SELECTOR, "#functions-table tbody tr td.name")
+        )
+    )
+    page_width = browser.execute_script("return document.documentElement.clientWidth")
+    assert width - 20 <= page_width <= width  # the page got what was asked (less a scrollbar)
+    overflowing = browser.execute_script(OVERFLOW_JS)
+    browser.save_screenshot(str(artifacts / f"pod-dashboard-{width}.png"))
+    assert overflowing == []
+    # Fitting is no excuse for hiding: every worker column is there, its numbers readable.
+    headers = browser.find_elements(By.CSS_SELECTOR, "#workers-table thead th")
+    assert len(headers) == 9
+    exported = column(browser, "workers-table", "exported")
+    assert sorted(exported) == [f"12,345,{678 + i}" for i in range(len(POD_WORKERS))]
+    # Cut names keep their full text in the tooltip.
+    services = browser.find_elements(By.CSS_SELECTOR, "#workers-table td.name")
+    assert "checkout-payments-reconciliation" in {cell.get_attribute("title") for cell in services}

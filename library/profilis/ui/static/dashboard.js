@@ -289,6 +289,12 @@
     return dl;
   }
 
+  function scrollBox(table) {
+    const box = el("div", { class: "scroll" });
+    box.appendChild(table);
+    return box;
+  }
+
   function renderCollector(c) {
     const box = document.getElementById("collector");
     if (c == null) {
@@ -320,7 +326,7 @@
     nodes.push(facts(pairs));
     if (Array.isArray(c.sinks) && c.sinks.length) {
       const table = el("table", { id: "sinks-table" });
-      nodes.push(el("h3", {}, "Sinks"), table);
+      nodes.push(el("h3", {}, "Sinks"), scrollBox(table));
       renderTable(table, [
         { key: "name", label: "Sink", kind: "text", cls: "name" },
         { key: "delivered", label: "Delivered", format: fmtInt },
@@ -332,12 +338,13 @@
     // The sidecar lists its agent processes: one row each, with whatever fields it sends.
     if (Array.isArray(c.workers) && c.workers.length && typeof c.workers[0] === "object") {
       const table = el("table", { id: "workers-table", class: "sortable" });
-      nodes.push(el("h3", {}, "Workers"), table);
+      nodes.push(el("h3", {}, "Workers"), scrollBox(table));
       const keys = Object.keys(c.workers[0]);
+      // Names (worker label, service) share what the numbers leave; a pid is not cut.
       renderTable(table, keys.map((key) => (
         typeof c.workers[0][key] === "number" && key !== "pid"
           ? { key, label: key.replace(/_/g, " "), format: fmtInt }
-          : { key, label: key.replace(/_/g, " "), kind: "text" }
+          : { key, label: key.replace(/_/g, " "), kind: "text", cls: key === "pid" ? "" : "name" }
       )), c.workers, { key: keys[0], dir: "ascending" });
     }
     box.replaceChildren(...nodes);
