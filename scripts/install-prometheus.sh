@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs Prometheus, promtool and Alertmanager (Debian packages) when any is missing.
-# Idempotent: does nothing when all three are on PATH. Used by `make setup` and by the tests
-# in tests/grafana/, which run promtool and real servers on loopback.
+# Idempotent: does nothing when all three are on PATH. Used by `make setup` (for `make demo`
+# and `make test`), by the demo and by tests/grafana/, which run promtool and real servers on
+# loopback. The apt-get part, with its progress and lock wait, is scripts/apt-install.sh.
 # Exit status: 0 installed (or already there); 2 cannot install here (not root, no apt-get);
-# anything else: apt-get failed.
+# anything else: apt-get failed, or another package manager kept the lock (apt-install.sh).
 set -euo pipefail
 
 if command -v promtool >/dev/null && command -v prometheus >/dev/null \
@@ -11,19 +12,9 @@ if command -v promtool >/dev/null && command -v prometheus >/dev/null \
     exit 0
 fi
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "install-prometheus: promtool/prometheus/prometheus-alertmanager missing and not root;" >&2
-    echo "  run as root: apt-get install --no-install-recommends prometheus prometheus-alertmanager" >&2
-    exit 2
-fi
-if ! command -v apt-get >/dev/null; then
-    echo "install-prometheus: apt-get not found; install Prometheus 2.x and Alertmanager so that" >&2
-    echo "  promtool, prometheus and prometheus-alertmanager are on PATH" >&2
-    exit 2
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-# --no-install-recommends: otherwise it drags in node-exporter, smartmontools and more.
-apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null
+echo "setup: Prometheus, promtool and Alertmanager for the demo and tests/grafana" \
+    "(Debian packages; ~15 s on a fresh machine)…" >&2
+# Not root or no apt-get: apt-install.sh exits 2 and says what to install by hand.
+# It passes --no-install-recommends: otherwise this drags in node-exporter, smartmontools and more.
+"$BASH" "$(dirname "$0")/apt-install.sh" prometheus prometheus-alertmanager
 command -v promtool prometheus prometheus-alertmanager

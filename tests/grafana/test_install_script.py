@@ -1,50 +1,48 @@
 """scripts/install-prometheus.sh: nothing to do when the tools are there, a clear exit 2 where
-it cannot install, and apt-get's failure passed on (so CI fails instead of skipping)."""
+it cannot install, apt-get's failure passed on (so CI fails instead of skipping), and a line
+saying what it installs before the apt-get steps (scripts/apt-install.sh, tested in
+tests/setup)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.grafana.conftest import CANNOT_INSTALL_HERE, INSTALL_SCRIPT, TOOLS
-
-
-def fake_bin(directory: Path, commands: dict[str, str]) -> Path:
-    """A PATH directory holding ``id`` and the given commands as tiny shell scripts."""
-    directory.mkdir()
-    os.symlink(shutil.which("id") or "/usr/bin/id", directory / "id")
-    for name, body in commands.items():
-        script = directory / name
-        script.write_text(f"#!/bin/sh\n{body}\n")
-        script.chmod(0o755)
-    return directory
-
-
-def run_script(path: Path) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": str(path)}
-    argv = ["/bin/bash", str(INSTALL_SCRIPT)]
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+from tests.setup.shims import fake_apt_get, fake_bin, run
 
 
 def test_does_nothing_when_the_tools_are_on_path(tmp_path: Path) -> None:
-    marker = tmp_path / "apt-get-ran"
-    commands = dict.fromkeys(TOOLS, "exit 0") | {"apt-get": f"touch {marker}; exit 1"}
-    result = run_script(fake_bin(tmp_path / "bin", commands))
+    log = tmp_path / "apt-get.log"
+    commands = dict.fromkeys(TOOLS, "exit 0") | {"apt-get": fake_apt_get(log)}
+    result = run(INSTALL_SCRIPT, fake_bin(tmp_path / "bin", commands))
     assert result.returncode == 0, result.stderr
-    assert not marker.exists()
+    assert result.stderr == ""
+    assert not log.exists()
 
 
 def test_exits_2_with_a_message_where_it_cannot_install(tmp_path: Path) -> None:
-    result = run_script(fake_bin(tmp_path / "bin", {}))  # no tools, no apt-get
+    result = run(INSTALL_SCRIPT, fake_bin(tmp_path / "bin", {}))  # no tools, no apt-get
     assert result.returncode == CANNOT_INSTALL_HERE
     assert "prometheus-alertmanager" in result.stderr
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the apt-get path runs only as root")
 def test_an_apt_get_failure_is_not_mistaken_for_cannot_install(tmp_path: Path) -> None:
-    result = run_script(fake_bin(tmp_path / "bin", {"apt-get": "exit 100"}))
+    path = fake_bin(tmp_path / "bin", {"apt-get": fake_apt_get(tmp_path / "log", status=100)})
+    result = run(INSTALL_SCRIPT, path, env={"PROFILIS_APT_LOCKS": str(tmp_path / "lock")})
     assert result.returncode not in (0, CANNOT_INSTALL_HERE)
+
+
+def test_says_what_it_installs_and_installs_both_packages(tmp_path: Path) -> None:
+    log = tmp_path / "apt-get.log"
+    bin_dir = tmp_path / "bin"
+    # The stand-in apt-get "installs" the three tools into the PATH directory.
+    tools = " ".join(f"{bin_dir}/{tool}" for tool in TOOLS)
+    apt_get = fake_apt_get(log, on_install=f"touch {tools}; chmod +x {tools}")
+    path = fake_bin(bin_dir, {"apt-get": apt_get})
+    result = run(INSTALL_SCRIPT, path, env={"PROFILIS_APT_LOCKS": str(tmp_path / "lock")})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("setup: Prometheus, promtool and Alertmanager for the demo")
+    install = log.read_text().splitlines()[-1].split()
+    assert install[0] == "install"
+    assert "--no-install-recommends" in install
+    assert install[-2:] == ["prometheus", "prometheus-alertmanager"]
