@@ -134,20 +134,12 @@ def test_importing_the_1x_modules_alone_does_not_warn() -> None:
     assert done.returncode == 0, done.stderr
 
 
-REPO = Path(__file__).resolve().parents[2]
-PEER_SITE = REPO / ".bench/peer-venv/lib/python3.11/site-packages"
-PEER_PYTHON = REPO / ".bench/peer-venv/bin/python"
-needs_peer = pytest.mark.skipif(
-    not (PEER_SITE / "profilis").is_dir(),
-    reason="Profilis 1.0 is not installed in .bench/peer-venv",
-)
-
-
-@needs_peer
-def test_the_authoritative_list_matches_what_the_script_prints_for_1x(tmp_path: Path) -> None:
+def test_the_authoritative_list_matches_what_the_script_prints_for_1x(
+    tmp_path: Path, peer_package: Path
+) -> None:
     """The list above is exactly what Profilis 1.0 exports, by the script's rules."""
     script = Path(__file__).with_name("v1_examples") / "list_public_names.py"
-    (tmp_path / "profilis").symlink_to(PEER_SITE / "profilis")
+    (tmp_path / "profilis").symlink_to(peer_package)
     # -I: this interpreter's frameworks, Profilis 1.0 first on the path, no 2.0 in sight.
     done = subprocess.run(
         [sys.executable, "-I", str(script), str(tmp_path)],
@@ -198,13 +190,12 @@ print(json.dumps({
 """
 
 
-@needs_peer
-def test_the_sampling_helpers_answer_as_1x_did() -> None:
+def test_the_sampling_helpers_answer_as_1x_did(peer_python: Path) -> None:
     answers = [
         subprocess.run(
             [python, "-I", "-c", SAMPLING_PROBE], capture_output=True, text=True, timeout=60
         )
-        for python in (str(PEER_PYTHON), sys.executable)
+        for python in (str(peer_python), sys.executable)
     ]
     v1, v2 = (json.loads(done.stdout) for done in answers)
     assert v2 == v1

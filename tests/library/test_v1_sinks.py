@@ -19,7 +19,6 @@ from profilis.core.emitter import Emitter
 from profilis.core.stats import StatsStore
 from profilis.runtime import use_span
 
-PEER_PYTHON = Path(__file__).resolve().parents[2] / ".bench/peer-venv/bin/python"
 Event = dict[str, Any]
 
 
@@ -63,9 +62,9 @@ def test_v1_events_gives_every_sink_the_events_1x_built(
     assert all(isinstance(e["ts_ns"], int) and len(e["trace_id"]) == 32 for e in received)
 
 
-@pytest.mark.skipif(not PEER_PYTHON.exists(), reason="Profilis 1.0 is not installed in .bench")
 def test_the_shapes_are_exactly_those_of_profilis_1_0(
     collectors: list[AsyncCollector[Event]],
+    peer_python: Path,
 ) -> None:
     # Profilis 1.0 itself builds the same three events; keys, order and types must match.
     peer = textwrap.dedent(
@@ -88,7 +87,7 @@ def test_the_shapes_are_exactly_those_of_profilis_1_0(
         """
     )
     done = subprocess.run(
-        [str(PEER_PYTHON), "-c", peer], capture_output=True, text=True, timeout=60, check=True
+        [str(peer_python), "-c", peer], capture_output=True, text=True, timeout=60, check=True
     )
     theirs = [(kind, [tuple(pair) for pair in pairs]) for kind, pairs in json.loads(done.stdout)]
 
