@@ -102,8 +102,11 @@ def test_a_paused_sidecar_fills_the_queue_and_loses_only_its_overflow(
     assert depth_before < 1000
     assert peak >= min(queue_size, 0.5 * RATE * PAUSE_S)
     assert drained < 1000
-    # The app thread never waited on the sidecar (the bound is far below the pause).
-    assert app.slowest_emit_s < 0.5
+    # The app thread never waited on the sidecar: the queue grew while the sidecar was
+    # stopped (peak, above). The slowest emit is printed (~0.5 ms on an idle machine; one
+    # CI run on a busy one saw a 1.1 s stall of the whole process), so its bound is only
+    # half the pause: an emit waiting for the sidecar would sit out the rest of the pause.
+    assert app.slowest_emit_s < PAUSE_S / 2
     # Nothing was lost on the way: only the queue's overflow, counted there.
     assert stats.dropped_transport == 0
     assert health.enqueued == app.emitted
