@@ -7,12 +7,13 @@ Profilis then ends with the ``pip install`` to run and exit status 2, like a usa
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import sys
 from collections.abc import Iterator
-from typing import Final
+from typing import Final, NoReturn
 
-__all__ = ["MISSING_EXTRA_EXIT_STATUS", "requires_extra"]
+__all__ = ["MISSING_EXTRA_EXIT_STATUS", "CommandParser", "requires_extra"]
 
 #: The exit status of a command that cannot run as installed (the same as a usage error).
 MISSING_EXTRA_EXIT_STATUS: Final = 2
@@ -37,3 +38,15 @@ def requires_extra(command: str, extra: str) -> Iterator[None]:
             file=sys.stderr,
         )
         raise SystemExit(MISSING_EXTRA_EXIT_STATUS) from None
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose error is one line, without the whole usage before it.
+
+    The usage of a command with twenty flags buried the one line that matters; the error
+    names the flag and its accepted forms, and ``--help`` lists the rest. Exit status 2,
+    as argparse's.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")

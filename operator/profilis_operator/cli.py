@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from profilis import __version__
-from profilis._commands import requires_extra
+from profilis._commands import CommandParser, requires_extra
 
 if TYPE_CHECKING:
     from profilis_operator.options import NativeSidecars, OperatorOptions
@@ -34,7 +34,7 @@ _SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="profilis-operator",
         description="Injects the Profilis agent and sidecar into annotated workloads' pods.",
         epilog="Exit status: 0 after SIGTERM or SIGINT, 1 when it cannot start (no cluster "

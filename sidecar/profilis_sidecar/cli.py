@@ -26,7 +26,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, TypeVar
 
 from profilis import __version__
-from profilis._commands import requires_extra
+from profilis._commands import CommandParser, requires_extra
 from profilis.config import CollectorAddress, load_config, parse_collector_address
 from profilis.errors import ConfigError
 from profilis_sidecar import flags
@@ -49,7 +49,7 @@ T = TypeVar("T")
 def build_parser() -> argparse.ArgumentParser:
     from profilis_sidecar.forward import FORWARD_SPECS  # prometheus_client: the sidecar extra
 
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="profilis-sidecar",
         description="The shared Profilis collector of a pod: agents send batches over a "
         "datagram socket; one /metrics shows every worker.",

@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from profilis._commands import CommandParser
 from profilis._version import __version__
 from profilis.agent.install import InstallError, install_payload
 
@@ -19,7 +20,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="profilis-agent",
         description="The Profilis agent payload: install it into a directory, then put that "
         "directory first on the app's PYTHONPATH.",
