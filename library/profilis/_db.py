@@ -15,6 +15,7 @@ from profilis._sql import QUERY_MAX_LENGTH
 from profilis._validation import check_int
 from profilis.core.emitter import Emitter
 from profilis.runtime.clock import now_ns
+from profilis.runtime.context import UNSAMPLED, get_current
 
 __all__ = ["DbTiming", "StatementMemo", "check_preview_len"]
 
@@ -112,6 +113,8 @@ class DbTiming:
         self, statement: object, dur_ns: int, rows: RowCount | int | None, error: str | None
     ) -> None:
         try:
+            if get_current() is UNSAMPLED:  # not recorded: skip the normalising too
+                return
             count = rows() if callable(rows) else rows
             self._emit_db(
                 self.query(statement if isinstance(statement, str) else str(statement)),

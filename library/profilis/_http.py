@@ -20,7 +20,7 @@ from profilis.core.async_collector import AsyncCollector
 from profilis.core.emitter import Emitter
 from profilis.errors import ConfigError
 from profilis.runtime.context import RawContext, get_current
-from profilis.runtime.ids import new_span_id
+from profilis.runtime.ids import new_span_id, pool_pop
 from profilis.runtime.traceparent import parse_traceparent
 
 __all__ = [
@@ -56,7 +56,6 @@ HTTP_METHODS: Final = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
 )
 _random = random.random
-_getrandbits = random.getrandbits
 _OTEL_TRACE_MODULE: Final = "opentelemetry.trace"
 
 
@@ -158,10 +157,14 @@ def request_context(traceparent: str | None, tracestate: str | None) -> RawConte
         remote = parse_traceparent(traceparent, tracestate)
         if remote is not None:
             return remote
-    # A root span's id is the low half of its new trace id: one random draw instead of two,
-    # on every untraced request. The low bit is set so neither id can be all zeros.
-    trace_id = (_getrandbits(128) | 1).to_bytes(16, "big").hex()
-    return (trace_id, trace_id[16:], None, 1, None)
+    # A root span's id is the low half of its new trace id: two ids from the pool (see
+    # ``profilis.runtime.ids``) instead of a random draw and its conversion per request.
+    try:
+        span = pool_pop()
+        return (pool_pop() + span, span, None, 1, None)
+    except IndexError:
+        span = new_span_id()
+        return (new_span_id() + span, span, None, 1, None)
 
 
 class HttpTiming:
@@ -175,7 +178,15 @@ class HttpTiming:
     (``PROFILIS_ENABLED=false``) gets no request at all.
     """
 
-    __slots__ = ("_rate", "emitter", "exclude_routes", "record", "sample")
+    __slots__ = (
+        "_rate",
+        "emitter",
+        "exclude_routes",
+        "record",
+        "records_all",
+        "records_none",
+        "sample",
+    )
 
     def __init__(
         self,
@@ -194,6 +205,11 @@ class HttpTiming:
         )
         # Rate 0 skips every request: a disabled collector would only count them as drops.
         self._rate = self.sample if self.emitter.collector.enabled else 0.0
+        #: True when ``skip`` is False for every request (rate 1, nothing excluded): adapters
+        #: test this flag before calling ``skip``, which saves a call on every request.
+        self.records_all = self._rate >= 1.0 and not self.exclude_routes
+        #: True when ``skip`` is True for every request (rate 0, or a disabled collector).
+        self.records_none = self._rate <= 0.0
         #: ``record(route, status, dur_ns, method, error, bytes_in, bytes_out)``: emits one
         #: HTTP event under the current span. Bound once, as it runs on every request.
         self.record: Callable[[str, int, int, str, str | None, int | None, int | None], None]
@@ -202,6 +218,6 @@ class HttpTiming:
     def skip(self, path: str) -> bool:
         """True when this request is not recorded (sampled out, or under an excluded prefix)."""
         rate = self._rate
-        if rate < 1.0 and _random() >= rate:
+        if rate < 1.0 and (rate <= 0.0 or _random() >= rate):
             return True
         return path.startswith(self.exclude_routes)

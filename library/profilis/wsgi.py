@@ -26,7 +26,7 @@ from profilis._http import (
 from profilis.core.async_collector import AsyncCollector
 from profilis.core.emitter import Emitter
 from profilis.runtime.clock import now_ns
-from profilis.runtime.context import RawContext, reset_current, set_current
+from profilis.runtime.context import UNSAMPLED, RawContext, reset_current, set_current
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -81,17 +81,26 @@ class ProfilisWSGI:
         self._route_resolver = route_resolver
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        token = None
         try:
-            if not self._skip(environ.get("PATH_INFO") or "/"):
-                context = request_context(
+            skipped = self._skip(environ.get("PATH_INFO") or "/")
+            context = (
+                UNSAMPLED
+                if skipped
+                else request_context(
                     environ.get("HTTP_TRACEPARENT"), environ.get("HTTP_TRACESTATE")
                 )
-                token = set_current(context)
+            )
         except Exception:  # a bug of ours must not cost the app its request
-            pass
-        if token is None:
             return self.app(environ, start_response)
+        token = set_current(context)
+        if context is UNSAMPLED:
+            # Not recorded: the span-less context tells the DB and FN hooks to skip the events
+            # this request causes too (those of the app call; a body the server pulls later
+            # runs outside it).
+            try:
+                return self.app(environ, start_response)
+            finally:
+                reset_current(token)
         exchange = _Exchange(environ, start_response, self._route_resolver)
         start = now_ns()
         try:

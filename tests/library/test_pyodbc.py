@@ -190,3 +190,29 @@ def test_profilis_redact_decides_when_the_config_leaves_it_out(
     monkeypatch.setenv("PROFILIS_REDACT", "maybe")
     with pytest.raises(ConfigError, match="PROFILIS_REDACT"):
         PyODBCConfig()
+
+
+def test_statements_of_a_sampled_out_request_are_not_recorded(conn: Any, log: EventLog) -> None:
+    from profilis.wsgi import ProfilisWSGI
+
+    cursor = instrument_pyodbc_cursor(conn.cursor(), log.emitter)
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        cursor.execute(f"SELECT {environ['PATH_INFO'].count('/')}")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    def get(wsgi: Any, path: str) -> None:
+        assert wsgi({"REQUEST_METHOD": "GET", "PATH_INFO": path}, lambda *a: None) == [b"ok"]
+
+    get(ProfilisWSGI(app, emitter=log.emitter, sample=0.0), "/skipped")
+    get(ProfilisWSGI(app, emitter=log.emitter, sample=1.0), "/kept/x")
+    cursor.execute("SELECT 3")  # outside any request
+    assert [(e["kind"], e.get("query")) for e in log.events()] == [
+        ("DB", "SELECT ?"),
+        ("HTTP", None),
+        ("DB", "SELECT ?"),
+    ]
+    kept, http, outside = log.events()
+    assert kept["trace_id"] == http["trace_id"]
+    assert "trace_id" not in outside

@@ -26,7 +26,7 @@ from profilis._http import (
 from profilis.core.async_collector import AsyncCollector
 from profilis.core.emitter import Emitter
 from profilis.runtime.clock import now_ns
-from profilis.runtime.context import reset_current, set_current
+from profilis.runtime.context import UNSAMPLED, reset_current, set_current
 
 __all__ = ["UNMATCHED_ROUTE", "ProfilisASGI", "RouteResolver", "StarletteRoutes"]
 
@@ -57,7 +57,15 @@ class ProfilisASGI:
     ``sample`` and ``exclude_routes`` are described on ``profilis._http.HttpTiming``.
     """
 
-    __slots__ = ("_route_resolver", "_skip", "app", "timing")
+    __slots__ = (
+        "_emit",
+        "_records_all",
+        "_records_none",
+        "_route_resolver",
+        "_skip",
+        "app",
+        "timing",
+    )
 
     def __init__(
         self,
@@ -75,49 +83,118 @@ class ProfilisASGI:
             emitter=emitter, collector=collector, sample=sample, exclude_routes=exclude_routes
         )
         self._skip = self.timing.skip
+        self._emit = self.timing.record
+        self._records_all = self.timing.records_all
+        self._records_none = self.timing.records_none
         self._route_resolver: RouteResolver = route_resolver or StarletteRoutes()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._records_none and scope["type"] == "http":
+            # Nothing recorded (rate 0, disabled collector): the span-less context tells the
+            # DB and FN hooks to skip this request's events too; it is all a request costs.
+            token = set_current(UNSAMPLED)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                reset_current(token)
+            return
         if scope["type"] != "http":  # websocket, lifespan: not ours to time
             await self.app(scope, receive, send)
             return
-        exchange = None
+        context = None
         try:
-            if not self._skip(scope.get("path") or "/"):
-                exchange = _Exchange(self, scope, send)
+            if not self._records_all and self._skip(scope.get("path") or "/"):
+                context = UNSAMPLED
+            else:
+                headers = dict(scope.get("headers") or ())
+                traceparent = headers.get(b"traceparent")
+                tracestate = headers.get(b"tracestate") if traceparent else None
+                context = request_context(
+                    traceparent.decode("latin-1") if traceparent else None,
+                    tracestate.decode("latin-1") if tracestate else None,
+                )
+                bytes_in = parse_length(headers.get(b"content-length"))
         except Exception:  # a bug of ours must not cost the app its request
             pass
-        if exchange is None:
+        if context is None:
             await self.app(scope, receive, send)
             return
-        token = set_current(exchange.context)
+        token = set_current(context)
+        if context is UNSAMPLED:  # sampled out, or an excluded route: as above
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                reset_current(token)
+            return
+
+        # The response, as the app sends it: plain locals shared with ``metered_send``
+        # (an object per request, with a bound method, costs more).
+        status: int | None = None
+        sent = 0
+        end = 0  # when the last body message went out; 0 while the response is unfinished
+        response_headers: Iterable[tuple[bytes, bytes]] = ()
+        trailers = False
+
+        async def metered_send(message: Message) -> None:
+            nonlocal status, sent, end, response_headers, trailers
+            kind = message["type"]
+            if kind == "http.response.body":
+                body = message.get("body")
+                if body:
+                    sent += len(body)
+                if message.get("more_body", False) or trailers:
+                    await send(message)
+                    return
+            elif kind == "http.response.start":
+                status = message.get("status")
+                response_headers = message.get("headers") or ()
+                trailers = bool(message.get("trailers", False))
+                await send(message)
+                return
+            elif kind == "http.response.pathsend":  # the server sends a file of declared size
+                sent = parse_length(dict(response_headers).get(b"content-length")) or 0
+            elif kind != "http.response.trailers" or message.get("more_trailers", False):
+                await send(message)
+                return
+            # The response is complete: its event goes now, so background tasks that run
+            # after it neither stretch its duration nor delay it.
+            stop = now_ns()
+            await send(message)
+            if not end:
+                end = stop
+                self._record(scope, status, stop - start, None, sent, bytes_in)
+
+        start = now_ns()
         try:
-            await self.app(scope, receive, exchange.send)
+            await self.app(scope, receive, metered_send)
         except BaseException as exc:
-            exchange.finish(type(exc).__name__, now_ns())
+            if not end:
+                self._record(scope, status, now_ns() - start, type(exc).__name__, sent, bytes_in)
             raise
         else:
-            exchange.finish(None, now_ns())
+            if not end:  # the app returned without finishing its response
+                self._record(scope, status, now_ns() - start, None, sent, bytes_in)
         finally:
-            # Background tasks ran inside the app call, and inside the request's span.
             reset_current(token)
 
     def _record(
         self,
         scope: Scope,
-        status: int,
+        status: int | None,
         dur_ns: int,
         error: str | None,
         sent: int | None,
         bytes_in: int | None,
     ) -> None:
+        if status is None:  # no response started: the server answers 500, with its own body
+            status, sent = 500, None
         try:
             route = self._route_resolver(scope)
         except Exception:  # the app's resolver is not allowed to fail its request either
             route = None
         try:
             method = scope.get("method", "")
-            self.timing.record(
+            self._emit(
                 route or UNMATCHED_ROUTE,
                 status,
                 dur_ns,
@@ -128,82 +205,6 @@ class ProfilisASGI:
             )
         except Exception:
             pass
-
-
-class _Exchange:
-    """One HTTP request: its span, and a ``send`` that notes status and body size."""
-
-    __slots__ = (
-        "_bytes_in",
-        "_done",
-        "_headers",
-        "_middleware",
-        "_scope",
-        "_send",
-        "_sent",
-        "_start_ns",
-        "_status",
-        "_trailers",
-        "context",
-    )
-
-    def __init__(self, middleware: ProfilisASGI, scope: Scope, send: Send) -> None:
-        headers = dict(scope.get("headers") or ())
-        traceparent = headers.get(b"traceparent")
-        tracestate = headers.get(b"tracestate")
-        self.context = request_context(
-            traceparent.decode("latin-1") if traceparent else None,
-            tracestate.decode("latin-1") if tracestate else None,
-        )
-        self._bytes_in = parse_length(headers.get(b"content-length"))
-        self._middleware = middleware
-        self._scope = scope
-        self._send = send
-        self._status: int | None = None
-        self._headers: Iterable[tuple[bytes, bytes]] = ()
-        self._trailers = False
-        self._sent = 0
-        self._done = False
-        self._start_ns = now_ns()
-
-    async def send(self, message: Message) -> None:
-        kind = message["type"]
-        if kind == "http.response.body":
-            body = message.get("body")
-            if body:
-                self._sent += len(body)
-            if not message.get("more_body", False) and not self._trailers:
-                end = now_ns()
-                await self._send(message)
-                self.finish(None, end)
-                return
-        elif kind == "http.response.start":
-            self._status = message.get("status")
-            self._headers = message.get("headers") or ()
-            self._trailers = bool(message.get("trailers", False))
-        elif kind == "http.response.pathsend" or (
-            kind == "http.response.trailers" and not message.get("more_trailers", False)
-        ):
-            if kind == "http.response.pathsend":  # the server sends a file: its size is declared
-                self._sent = parse_length(dict(self._headers).get(b"content-length")) or 0
-            end = now_ns()
-            await self._send(message)
-            self.finish(None, end)
-            return
-        await self._send(message)
-
-    def finish(self, error: str | None, end_ns: int) -> None:
-        """Emit the event, once: at the last body message, or when the app returns or raises."""
-        if self._done:
-            return
-        self._done = True
-        status = self._status
-        sent: int | None = self._sent
-        if status is None:  # no response started: the server answers 500, with its own body
-            status, sent = 500, None
-        self._middleware._record(
-            self._scope, status, end_ns - self._start_ns, error, sent, self._bytes_in
-        )
 
 
 class StarletteRoutes:

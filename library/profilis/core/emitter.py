@@ -12,7 +12,7 @@ from typing import Any
 
 from profilis.core.async_collector import AsyncCollector
 from profilis.runtime.clock import wall_ns
-from profilis.runtime.context import get_current
+from profilis.runtime.context import UNSAMPLED, get_current
 
 __all__ = ["Emitter"]
 
@@ -21,7 +21,8 @@ class Emitter:
     """Emits HTTP, FN and DB events into an ``AsyncCollector``.
 
     ``ts_ns`` is the wall-clock start of the operation (now minus ``dur_ns``); trace ids are
-    taken from the current span (``profilis.runtime.use_span``) when there is one.
+    taken from the current span (``profilis.runtime.use_span``) when there is one. FN and DB
+    events caused by a request that is not recorded (sampled out or excluded) are skipped.
     """
 
     __slots__ = ("_buf", "_capacity", "_enqueue", "_wake", "_wake_at", "collector")
@@ -42,20 +43,30 @@ class Emitter:
     ) -> None:
         """One served request: route template (never the raw path), status, duration."""
         try:
-            event = {
-                "kind": "HTTP",
-                "ts_ns": wall_ns() - dur_ns,
-                "dur_ns": dur_ns,
-                "method": method,
-                "route": route,
-                "status": status,
-            }
             ctx = get_current()
-            if ctx is not None:
-                event["trace_id"] = ctx[0]
-                event["span_id"] = ctx[1]
+            if ctx is not None and ctx is not UNSAMPLED:
+                # The adapters' case: one literal, no key added afterwards.
+                event = {
+                    "kind": "HTTP",
+                    "ts_ns": wall_ns() - dur_ns,
+                    "dur_ns": dur_ns,
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                    "trace_id": ctx[0],
+                    "span_id": ctx[1],
+                }
                 if ctx[2] is not None:
                     event["parent_span_id"] = ctx[2]
+            else:
+                event = {
+                    "kind": "HTTP",
+                    "ts_ns": wall_ns() - dur_ns,
+                    "dur_ns": dur_ns,
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                }
             if error is not None:
                 event["error"] = error
             if bytes_in is not None:
@@ -83,8 +94,10 @@ class Emitter:
         error of unknown type (``"Exception"``).
         """
         try:
-            event = {"kind": "FN", "ts_ns": wall_ns() - dur_ns, "dur_ns": dur_ns, "fn": fn}
             ctx = get_current()
+            if ctx is UNSAMPLED:  # the request's sampling decision covers what it causes
+                return
+            event = {"kind": "FN", "ts_ns": wall_ns() - dur_ns, "dur_ns": dur_ns, "fn": fn}
             if ctx is not None:
                 event["trace_id"] = ctx[0]
                 event["span_id"] = ctx[1]
@@ -113,8 +126,10 @@ class Emitter:
     ) -> None:
         """One database statement: normalised query (literals already redacted), vendor."""
         try:
-            event = {"kind": "DB", "ts_ns": wall_ns() - dur_ns, "dur_ns": dur_ns, "query": query}
             ctx = get_current()
+            if ctx is UNSAMPLED:
+                return
+            event = {"kind": "DB", "ts_ns": wall_ns() - dur_ns, "dur_ns": dur_ns, "query": query}
             if ctx is not None:
                 event["trace_id"] = ctx[0]
                 event["span_id"] = ctx[1]

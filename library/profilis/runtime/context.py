@@ -14,6 +14,7 @@ from typing import NamedTuple
 from profilis.runtime.ids import new_span_id, new_trace_id
 
 __all__ = [
+    "UNSAMPLED",
     "SpanContext",
     "current_span",
     "get_current_parent_span_id",
@@ -47,6 +48,11 @@ RawContext = tuple[str, str, "str | None", int, "str | None"]
 
 _current: ContextVar[RawContext | None] = ContextVar("profilis_span", default=None)
 
+#: The context of a request that is not recorded (sampled out, or under an excluded route):
+#: the DB and FN events it causes are not recorded either. Hot paths test it by identity
+#: (``ctx is UNSAMPLED``); the public accessors below show it as "no span".
+UNSAMPLED: RawContext = ("", "", None, 0, None)
+
 #: Bound methods for hot paths elsewhere in the package (one attribute lookup saved per call).
 get_current = _current.get
 set_current = _current.set
@@ -56,24 +62,26 @@ reset_current = _current.reset
 def current_span() -> SpanContext | None:
     """Return the active span context, or None outside any span."""
     raw = _current.get()
-    if raw is None or isinstance(raw, SpanContext):
+    if raw is None or raw is UNSAMPLED:
+        return None
+    if isinstance(raw, SpanContext):
         return raw
     return SpanContext(*raw)
 
 
 def get_trace_id() -> str | None:
     ctx = _current.get()
-    return None if ctx is None else ctx[0]
+    return None if ctx is None or ctx is UNSAMPLED else ctx[0]
 
 
 def get_span_id() -> str | None:
     ctx = _current.get()
-    return None if ctx is None else ctx[1]
+    return None if ctx is None or ctx is UNSAMPLED else ctx[1]
 
 
 def get_parent_span_id() -> str | None:
     ctx = _current.get()
-    return None if ctx is None else ctx[2]
+    return None if ctx is None or ctx is UNSAMPLED else ctx[2]
 
 
 #: The Profilis 1.x name.

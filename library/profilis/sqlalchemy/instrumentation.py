@@ -26,6 +26,7 @@ from profilis.config import resolve_setting
 from profilis.core.async_collector import AsyncCollector
 from profilis.core.emitter import Emitter
 from profilis.runtime.clock import now_ns
+from profilis.runtime.context import UNSAMPLED, get_current
 from profilis.sqlalchemy.statements import QUERY_MAX_LENGTH, Quoting, normalise_statement
 
 __all__ = [
@@ -104,7 +105,8 @@ class EngineInstrumentation:
         context: ExecutionContext | None,
         executemany: bool,
     ) -> None:
-        if context is not None:
+        # A statement of a request that is not recorded gets no start, hence no event.
+        if context is not None and get_current() is not UNSAMPLED:
             setattr(context, _START_ATTR, now_ns())
 
     def _after(
