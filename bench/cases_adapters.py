@@ -21,15 +21,23 @@ import itertools
 import statistics
 import sys
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any, Literal
 
 from bench.cases_peer import PEER_VERSION, _peer
 from bench.registry import CaseResult, Settings
 from bench.workload import EMIT_QUEUE_SIZE, discard, wait_until_empty
 
-__all__ = ["asgi_ours", "asgi_peer", "flask_hooks", "flask_ours", "flask_peer"]
+__all__ = [
+    "TimingOnlyASGI",
+    "asgi_ours",
+    "asgi_peer",
+    "asgi_timing",
+    "flask_hooks",
+    "flask_ours",
+    "flask_peer",
+]
 
 Mode = Literal["bare", "wrapped"]
 #: ``run(mode, n)``: serve ``n`` requests with the instrumentation off or on.
@@ -262,6 +270,53 @@ def _asgi_runner(bare: Any, wrapped: Any) -> Iterator[Runner]:
         yield run
     finally:
         loop.close()
+
+
+ASGIMessage = MutableMapping[str, Any]
+ASGIApp = Callable[
+    [ASGIMessage, Callable[[], Awaitable[ASGIMessage]], Callable[[ASGIMessage], Awaitable[None]]],
+    Awaitable[None],
+]
+
+
+class TimingOnlyASGI:
+    """The floor for an ASGI timing middleware: perf_counter_ns around the app, the status
+    caught from ``http.response.start``, one small tuple appended to a deque. No routing,
+    ids, sampling or event dict: what "within 2x of a timing-only middleware" is held to."""
+
+    def __init__(self, app: ASGIApp, records: deque[tuple[str, int, int]]) -> None:
+        self.app = app
+        self.records = records
+
+    async def __call__(
+        self,
+        scope: ASGIMessage,
+        receive: Callable[[], Awaitable[ASGIMessage]],
+        send: Callable[[ASGIMessage], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 0
+
+        async def send_status(message: ASGIMessage) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        start = time.perf_counter_ns()
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            self.records.append((scope["path"], status, time.perf_counter_ns() - start))
+
+
+def asgi_timing(settings: Settings) -> CaseResult:
+    app = _starlette_app()
+    records: deque[tuple[str, int, int]] = deque(maxlen=EMIT_QUEUE_SIZE)
+    with _asgi_runner(app, TimingOnlyASGI(app, records)) as run:
+        return paired_overhead(run, settings, {"middleware": "timing only, one tuple/request"})
 
 
 def asgi_ours(settings: Settings) -> CaseResult:

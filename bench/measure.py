@@ -19,6 +19,7 @@ __all__ = [
     "DrainSample",
     "DrainTarget",
     "Timing",
+    "compile_loop",
     "time_drain",
     "time_statement",
     "time_wrapper_overhead",
@@ -64,7 +65,8 @@ class Timing:
         }
 
 
-def _compile_loop(stmt: str, names: list[str]) -> Callable[..., tuple[int, int]]:
+def compile_loop(stmt: str, names: list[str]) -> Callable[..., tuple[int, int]]:
+    """``_timed_loop(number, clock, cpu_clock, **names)``: ``stmt`` run ``number`` times."""
     for name in names:
         if not name.isidentifier() or name.startswith("_"):
             raise ValueError(f"namespace key {name!r} must be a public identifier")
@@ -94,8 +96,8 @@ def time_statement(
         raise ValueError("repeat must be >= 1 and rep_s > 0")
     values = dict(namespace or {})
     names = sorted(values)
-    loop = _compile_loop(stmt, names)
-    empty = _compile_loop("pass", names)
+    loop = compile_loop(stmt, names)
+    empty = compile_loop("pass", names)
     clocks = (time.perf_counter_ns, time.thread_time_ns)
     target_ns = rep_s * 1e9
 

@@ -75,7 +75,19 @@ CASES: tuple[Case, ...] = (
     Case("ours_decorator", "ours @profile overhead", "ours", "cases_ours:decorator"),
     Case("peer_emit_req", "peer 1.0.0 emit_req", "peer", "cases_peer:emit_req"),
     Case("peer_decorator", "peer 1.0.0 @profile_function overhead", "peer", "cases_peer:decorator"),
+    Case(
+        "handrolled_decorator",
+        "hand-rolled perf_counter_ns wrapper overhead",
+        "ours",
+        "cases_baseline:handrolled_decorator",
+    ),
     Case("otel_span", "OTel SDK start_span().end()", "ours", "cases_baseline:otel_span"),
+    Case(
+        "prometheus_observe",
+        "prometheus_client labels().observe()",
+        "ours",
+        "cases_baseline:prometheus_observe",
+    ),
     Case("drain_ours", "drain ours", "ours", "cases_ours:drain"),
     Case("drain_peer", "drain peer 1.0.0", "peer", "cases_peer:drain"),
     Case("jsonl_ours", "JSONL export ours", "ours", "cases_exporters:jsonl_export"),
@@ -85,6 +97,12 @@ CASES: tuple[Case, ...] = (
     Case("flask_peer", "peer 1.0.0 ProfilisFlask overhead", "peer", "cases_adapters:flask_peer"),
     Case("asgi_ours", "ours ProfilisASGI overhead (Starlette)", "ours", "cases_adapters:asgi_ours"),
     Case("asgi_peer", "peer 1.0.0 ASGI middleware overhead", "peer", "cases_adapters:asgi_peer"),
+    Case(
+        "asgi_timing",
+        "timing-only ASGI middleware overhead",
+        "ours",
+        "cases_adapters:asgi_timing",
+    ),
     Case(
         "sidecar_ingest",
         "sidecar ingest, 4 agents flooding (1 core)",

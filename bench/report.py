@@ -50,9 +50,16 @@ class Check(Protocol):
     def evaluate(self, outcomes: Mapping[str, Outcome]) -> CheckOutcome: ...
 
 
-def _value(outcomes: Mapping[str, Outcome], name: str, *, cpu: bool = False) -> float | None:
-    """A case's headline value, or (``cpu``) its caller-thread CPU time per operation."""
+def _value(
+    outcomes: Mapping[str, Outcome], name: str, *, cpu: bool = False, instructions: bool = False
+) -> float | None:
+    """A case's headline value, its caller-thread CPU time per operation (``cpu``), or its
+    callgrind instruction count per operation (``instructions``, from ``bench.instructions``).
+    """
     outcome = outcomes.get(name, {})
+    if instructions:
+        counted = outcome.get("instructions")
+        outcome = counted if isinstance(counted, Mapping) else {}
     value = outcome.get("value")
     if cpu:
         info = outcome.get("info")
@@ -66,7 +73,8 @@ class Ratio:
     """``numerator / denominator`` of two cases, optionally held to ``at_most``/``at_least``.
 
     ``cpu`` compares caller-thread CPU time instead of wall time (information only: it
-    leaves out what the collector's writer takes from the caller).
+    leaves out what the collector's writer takes from the caller). ``instructions`` compares
+    callgrind instruction counts, the figures that do not move with the machine's load.
     """
 
     label: str
@@ -75,10 +83,12 @@ class Ratio:
     at_most: float | None = None
     at_least: float | None = None
     cpu: bool = False
+    instructions: bool = False
 
     def evaluate(self, outcomes: Mapping[str, Outcome]) -> CheckOutcome:
-        top = _value(outcomes, self.numerator, cpu=self.cpu)
-        bottom = _value(outcomes, self.denominator, cpu=self.cpu)
+        kind = {"cpu": self.cpu, "instructions": self.instructions}
+        top = _value(outcomes, self.numerator, **kind)
+        bottom = _value(outcomes, self.denominator, **kind)
         if self.at_most is not None:
             target = f"<= {self.at_most:g}x"
         elif self.at_least is not None:
@@ -149,21 +159,49 @@ class Latency:
         return CheckOutcome(self.label, ms, f"{ms:.2f} ms", target, verdict)
 
 
+def _instr(
+    label: str,
+    numerator: str,
+    denominator: str,
+    at_most: float | None = None,
+    at_least: float | None = None,
+) -> Ratio:
+    return Ratio(f"instr {label}", numerator, denominator, at_most, at_least, instructions=True)
+
+
+def _wall(label: str, numerator: str, denominator: str, *, cpu: bool = False) -> Ratio:
+    return Ratio(f"wall  {label}", numerator, denominator, cpu=cpu)
+
+
 CHECKS: tuple[Check, ...] = (
-    Ratio("ours emit_http / floor", "ours_emit_http", "floor", at_most=2),
-    Ratio("  same, caller CPU only", "ours_emit_http", "floor", cpu=True),
-    Ratio("peer emit_req / ours emit_http", "peer_emit_req", "ours_emit_http", at_least=10),
+    # Judged: instructions per operation (callgrind), the same whatever else the machine runs.
+    _instr("ours emit_http / floor", "ours_emit_http", "floor", at_most=2),
+    _instr("peer emit_req / ours emit_http", "peer_emit_req", "ours_emit_http", at_least=10),
+    _instr("peer decorator / ours decorator", "peer_decorator", "ours_decorator", at_least=15),
+    _instr("ours decorator / hand-rolled", "ours_decorator", "handrolled_decorator", at_most=2),
+    _instr("ours Flask / no-op hooks", "flask_ours", "flask_hooks", at_most=2),
+    _instr("peer Flask / ours Flask", "flask_peer", "flask_ours", at_least=10),
+    _instr("ours ASGI / timing-only ASGI", "asgi_ours", "asgi_timing", at_most=2),
+    _instr("peer ASGI / ours ASGI", "asgi_peer", "asgi_ours", at_least=6),
+    _instr("OTel span / ours emit_http", "otel_span", "ours_emit_http"),
+    _instr("prometheus observe / ours emit_http", "prometheus_observe", "ours_emit_http"),
+    # The same ratios in wall-clock time: information, they move with the machine's load.
+    _wall("ours emit_http / floor", "ours_emit_http", "floor"),
+    _wall("  same, caller CPU only", "ours_emit_http", "floor", cpu=True),
+    _wall("peer emit_req / ours emit_http", "peer_emit_req", "ours_emit_http"),
     # Nobody beats the floor, so this bounds what the line above can ever reach here.
-    Ratio("  peer emit_req / floor (ceiling)", "peer_emit_req", "floor"),
-    Ratio("peer decorator / ours decorator", "peer_decorator", "ours_decorator", at_least=15),
-    Ratio("OTel span / ours emit_http", "otel_span", "ours_emit_http"),
+    _wall("  peer emit_req / floor (ceiling)", "peer_emit_req", "floor"),
+    _wall("peer decorator / ours decorator", "peer_decorator", "ours_decorator"),
+    _wall("ours decorator / hand-rolled", "ours_decorator", "handrolled_decorator"),
+    _wall("ours Flask / no-op hooks", "flask_ours", "flask_hooks"),
+    _wall("peer Flask / ours Flask", "flask_peer", "flask_ours"),
+    _wall("ours ASGI / timing-only ASGI", "asgi_ours", "asgi_timing"),
+    _wall("peer ASGI / ours ASGI", "asgi_peer", "asgi_ours"),
+    _wall("OTel span / ours emit_http", "otel_span", "ours_emit_http"),
     Rate("drain ours", "drain_ours", at_least=1_000_000),
     Ratio("drain ours / drain peer", "drain_ours", "drain_peer"),
     Rate("JSONL export ours", "jsonl_ours", at_least=500_000),
     Ratio("JSONL export ours / peer 1.0.0", "jsonl_ours", "jsonl_peer"),
-    Ratio("ours Flask / no-op hooks", "flask_ours", "flask_hooks", at_most=2),
-    Ratio("peer Flask / ours Flask", "flask_peer", "flask_ours", at_least=10),
-    Ratio("peer ASGI / ours ASGI", "asgi_peer", "asgi_ours", at_least=6),
     Rate(
         "sidecar ingest, 1 core, 4 agents",
         "sidecar_ingest",
@@ -219,11 +257,64 @@ def _notes(outcome: Outcome) -> str:
     return "; ".join(notes)
 
 
-def render(cases: Sequence[Case], outcomes: Mapping[str, Outcome], header: str) -> str:
-    """The plain-text report: one row per case, then the ratios against their targets."""
+def _instruction_lines(
+    cases: Sequence[Case], outcomes: Mapping[str, Outcome], skipped: str | None
+) -> list[str]:
+    """The INSTRUCTIONS table: callgrind counts per operation, wall-clock beside them."""
+    if skipped is not None:
+        return ["", f"INSTRUCTIONS skipped: {skipped}"]
+    rows = [("case", "instr/op", "min .. max", "spread", "N", "wall ns/op")]
+    errors: list[str] = []
+    for case in cases:
+        counted = outcomes.get(case.name, {}).get("instructions")
+        if not isinstance(counted, Mapping):
+            continue
+        wall = _value(outcomes, case.name)
+        shown_wall = f"{wall:,.1f}" if wall is not None else "-"
+        value, reps, info = counted.get("value"), counted.get("reps"), counted.get("info")
+        if not isinstance(value, int | float) or not isinstance(reps, list) or not reps:
+            errors.append(f"{case.label}: ERROR {counted.get('error', 'no result')}")
+            continue
+        spread = info.get("spread_pct", 0.0) if isinstance(info, Mapping) else 0.0
+        n = info.get("n", "") if isinstance(info, Mapping) else ""
+        rows.append(
+            (
+                case.label,
+                f"{value:,.0f}",
+                f"{min(reps):,.0f} .. {max(reps):,.0f}",
+                f"{spread:.3f}%",
+                f"{n:,}" if isinstance(n, int) else str(n),
+                shown_wall,
+            )
+        )
+    if len(rows) == 1 and not errors:
+        return []
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "",
+        "INSTRUCTIONS per operation (callgrind, main thread; op run minus bare run, each a"
+        " fresh process, / N; median of the pairs)",
+    ]
+    for row in rows:
+        cells = [f"{row[0]:<{widths[0]}}"] + [
+            f"{cell:>{width}}" for cell, width in zip(row[1:], widths[1:], strict=True)
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return lines + errors
+
+
+def render(
+    cases: Sequence[Case],
+    outcomes: Mapping[str, Outcome],
+    header: str,
+    instructions_skipped: str | None = None,
+) -> str:
+    """The plain-text report: one row per case, instruction counts, then the ratios."""
     rows = [("case", "median", "min .. max", "notes")]
     for case in cases:
         outcome = outcomes.get(case.name, {"error": "not run"})
+        if "value" not in outcome and "error" not in outcome:
+            continue  # counted for instructions only (``--instructions-only``)
         value, reps, unit = outcome.get("value"), outcome.get("reps"), outcome.get("unit")
         if not isinstance(value, int | float) or not isinstance(reps, list) or not reps:
             rows.append((case.label, "ERROR", "", str(outcome.get("error", "no result"))))
@@ -238,8 +329,17 @@ def render(cases: Sequence[Case], outcomes: Mapping[str, Outcome], header: str) 
         lines.append(
             f"{label:<{widths[0]}}  {median:>{widths[1]}}  {spread:>{widths[2]}}  {notes}".rstrip()
         )
-    lines += ["", "RATIOS"]
-    checks = evaluate(outcomes)
+    lines += _instruction_lines(cases, outcomes, instructions_skipped)
+    lines += ["", "RATIOS (instr: judged; wall: information)"]
+    # A ratio of rows that were not run (``--only``, ``--instructions-only``) or failed.
+    every = evaluate(outcomes)
+    checks = [check for check in every if check.verdict != "n/a"]
+    if len(checks) < len(every):
+        checks.append(
+            CheckOutcome(
+                f"({len(every) - len(checks)} more: rows not run or failed)", None, "", "", "info"
+            )
+        )
     width = max(len(c.label) for c in checks)
     shown = max(len(c.shown) for c in checks)
     target = max(len(c.target) for c in checks)
