@@ -4,9 +4,12 @@
 #   prometheus (Debian packages)                      demo, test
 #   chromium   (Debian packages)                      test (tests/ui)
 #   odbc       (Debian packages)                      test (pyodbc and Sanic tests)
+#   valgrind   (Debian package)                       bench, test (callgrind instruction counts)
+#   wrk        (Debian package)                       bench-app, test (HTTP load generator)
 #   helm       (into .tools/bin)                      test, chart, e2e-kind
 #   control-plane (~/.cache/profilis)                 test, cluster
-# `make setup` installs the first five: all that the tests need but the control plane.
+# `make setup` installs all but the control plane: what the tests need, their smoke runs of
+# `make bench` and `make bench-app` included.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -14,9 +17,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 EXTRAS := dev
 
-.PHONY: setup python-env prometheus chromium odbc helm control-plane cluster test lint format bench demo chart image e2e-kind clean
+.PHONY: setup python-env prometheus chromium odbc valgrind wrk helm control-plane cluster test lint format bench bench-app demo chart image e2e-kind clean
 
-setup: python-env prometheus chromium odbc helm
+setup: python-env prometheus chromium odbc valgrind wrk helm
 
 python-env: $(STAMP)
 
@@ -39,6 +42,11 @@ chromium:
 
 odbc:
 	@bash scripts/install-odbc.sh || test $$? -eq 2
+
+# valgrind for bench's instruction counts; where it cannot be installed (exit 2) `make bench`
+# still runs and prints one line saying the instruction rows are skipped, and why.
+valgrind:
+	@bash scripts/install-valgrind.sh || test $$? -eq 2
 
 # uv prints what it downloads and installs (a summary and one line per package).
 $(STAMP): pyproject.toml
@@ -77,8 +85,22 @@ format: python-env
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: python-env
+bench: python-env valgrind
 	$(BIN)/python -m bench
+
+# wrk for bench-app's load; where it cannot be installed (exit 2) bench/app says so and uses
+# its own Python load loop instead.
+wrk:
+	@bash scripts/install-wrk.sh || test $$? -eq 2
+
+# `make bench-app [BENCH_APP_ARGS="--rounds 5 --duration 8 --stacks uvicorn"]`: whole apps
+# (gunicorn sync and gthread + Flask, uvicorn + FastAPI) under wrk, plain vs Profilis 2's agent
+# + sidecar and the peers (pinned venvs under .bench, built on first use); ~16 min on 2 cores.
+# Results in bench/results/app; a full run is also published to docs/bench/app (README chart).
+BENCH_APP_ARGS ?=
+
+bench-app: python-env wrk
+	$(BIN)/python -m bench.app --publish docs/bench/app $(BENCH_APP_ARGS)
 
 # `make demo [DURATION=seconds] [BACKPRESSURE=1]`: the whole pipeline on this machine (demo/).
 # BACKPRESSURE=1 throttles the real sidecar (PROFILIS_SIDECAR_INGEST_RATE_LIMIT) and gives the

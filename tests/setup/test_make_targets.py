@@ -14,15 +14,18 @@ PIECES = (
     "install-prometheus.sh",
     "install-chromium.sh",
     "install-odbc.sh",
+    "install-valgrind.sh",
+    "install-wrk.sh",
     "fetch-helm.sh",
     "build-control-plane.sh",
 )
 NEEDS = {
     "demo": {"install-prometheus.sh"},
     "lint": set(),
-    "bench": set(),
+    "bench": {"install-valgrind.sh"},
+    "bench-app": {"install-wrk.sh"},
     "chart": {"fetch-helm.sh"},
-    "setup": {"install-prometheus.sh", "install-chromium.sh", "install-odbc.sh", "fetch-helm.sh"},
+    "setup": set(PIECES) - {"build-control-plane.sh"},
     "test": set(PIECES),
 }
 
