@@ -22,7 +22,6 @@ import http.client
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.app.procs import free_port, wait_for_port
 from bench.registry import CaseResult, Settings
 
 __all__ = ["Row", "main", "measure", "request_overhead"]
@@ -111,23 +111,6 @@ class Row:
         return self.cpu_on_us - self.cpu_off_us
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listened on port {port}")
-
-
 @contextlib.contextmanager
 def _process(
     argv: Sequence[str], env: dict[str, str], cwd: Path, port: int
@@ -137,7 +120,7 @@ def _process(
         list(argv), env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     try:
-        _wait_for_port(port, proc)
+        wait_for_port(port, proc)
         yield proc
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -220,7 +203,7 @@ def _measure_in(work: Path, blocks: int) -> list[Row]:
     }
     base_env["BENCH_DB"] = str(work / "bench.db")
     socket_path = work / "c.sock"
-    metrics_port = _free_port()
+    metrics_port = free_port()
     sidecar = (
         *(sys.executable, "-m", "profilis_sidecar", "--listen", f"unix://{socket_path}"),
         *("--metrics-host", "127.0.0.1", "--metrics-port", str(metrics_port)),
@@ -248,7 +231,7 @@ def _compare(
         "PYTHONPATH": f"{payload}:{work}",
         "PROFILIS_COLLECTOR_ADDRESS": f"unix://{socket_path}",
     }
-    ports = {"off": _free_port(), "on": _free_port()}
+    ports = {"off": free_port(), "on": free_port()}
     envs = {"off": {**base_env, "PYTHONPATH": str(work)}, "on": agent_env}
     latencies: dict[str, list[float]] = {"off": [], "on": []}
     cpu: dict[str, float] = {"off": 0.0, "on": 0.0}

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["PEER_REQUIREMENT", "PeerEnvError", "clean_env", "ensure_peer_python"]
+__all__ = ["PEER_REQUIREMENT", "PeerEnvError", "clean_env", "ensure_peer_python", "run_step"]
 
 PEER_REQUIREMENT = "profilis==1.0.0"
 _PEER_VERSION = PEER_REQUIREMENT.partition("==")[2]
@@ -53,21 +53,30 @@ def _installed_version(python: Path) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def _run_step(what: str, command: list[str]) -> None:
+def run_step(
+    what: str,
+    command: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    timeout_s: float = _INSTALL_TIMEOUT_S,
+    error: type[RuntimeError] = PeerEnvError,
+) -> None:
+    """Run one step of building a venv; on failure raise ``error`` naming the step and the
+    last lines it printed (also what ``bench.app.venvs`` builds its venvs with)."""
     try:
         done = subprocess.run(
             command,
             capture_output=True,
             text=True,
-            env=clean_env(),
-            timeout=_INSTALL_TIMEOUT_S,
+            env=clean_env() if env is None else env,
+            timeout=timeout_s,
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        raise PeerEnvError(f"{what} timed out after {_INSTALL_TIMEOUT_S:.0f} s") from exc
+        raise error(f"{what} timed out after {timeout_s:.0f} s") from exc
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-        raise PeerEnvError(f"{what} failed (exit {done.returncode}): " + " | ".join(tail))
+        raise error(f"{what} failed (exit {done.returncode}): " + " | ".join(tail))
 
 
 def _has_frameworks(python: Path) -> bool:
@@ -94,7 +103,7 @@ def ensure_peer_python(venv: Path) -> Path:
         _build(venv, python)
     if not _has_frameworks(python):
         pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        _run_step(f"pip install {' '.join(PEER_FRAMEWORKS)}", [*pip, *PEER_FRAMEWORKS])
+        run_step(f"pip install {' '.join(PEER_FRAMEWORKS)}", [*pip, *PEER_FRAMEWORKS])
     return python
 
 
@@ -102,9 +111,9 @@ def _build(venv: Path, python: Path) -> None:
     print(f"bench: building {venv} with {PEER_REQUIREMENT} ...", file=sys.stderr, flush=True)
     # The same interpreter version as ours, so the peer and we are timed on equal terms;
     # --clear replaces a venv left half-built or holding another version.
-    _run_step("python -m venv", [sys.executable, "-m", "venv", "--clear", str(venv)])
+    run_step("python -m venv", [sys.executable, "-m", "venv", "--clear", str(venv)])
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    _run_step(f"pip install {PEER_REQUIREMENT}", [*pip, PEER_REQUIREMENT])
+    run_step(f"pip install {PEER_REQUIREMENT}", [*pip, PEER_REQUIREMENT])
     installed = _installed_version(python)
     if installed != _PEER_VERSION:
         raise PeerEnvError(f"{venv} holds profilis {installed}, expected {_PEER_VERSION}")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
+
+from bench.peer_env import run_step
 
 __all__ = ["FRAMEWORKS", "PINS", "VenvError", "clean_env", "ensure_venv", "venv_exists"]
 
@@ -96,17 +97,4 @@ def ensure_venv(name: str) -> Path:
 
 
 def _run(what: str, command: list[str]) -> None:
-    try:
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            env=clean_env(),
-            timeout=_INSTALL_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise VenvError(f"{what} timed out after {_INSTALL_TIMEOUT_S:.0f} s") from exc
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-        raise VenvError(f"{what} failed (exit {done.returncode}): " + " | ".join(tail))
+    run_step(what, command, env=clean_env(), timeout_s=_INSTALL_TIMEOUT_S, error=VenvError)
