@@ -89,21 +89,15 @@ class ProfilisASGI:
         self._route_resolver: RouteResolver = route_resolver or StarletteRoutes()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._records_none and scope["type"] == "http":
-            # Nothing recorded (rate 0, disabled collector): the span-less context tells the
-            # DB and FN hooks to skip this request's events too; it is all a request costs.
-            token = set_current(UNSAMPLED)
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                reset_current(token)
-            return
         if scope["type"] != "http":  # websocket, lifespan: not ours to time
             await self.app(scope, receive, send)
             return
         context = None
+        bytes_in = None
         try:
-            if not self._records_all and self._skip(scope.get("path") or "/"):
+            if self._records_none or (
+                not self._records_all and self._skip(scope.get("path") or "/")
+            ):
                 context = UNSAMPLED
             else:
                 headers = dict(scope.get("headers") or ())
@@ -120,7 +114,9 @@ class ProfilisASGI:
             await self.app(scope, receive, send)
             return
         token = set_current(context)
-        if context is UNSAMPLED:  # sampled out, or an excluded route: as above
+        if context is UNSAMPLED:
+            # Not recorded (sampled out, an excluded route, rate 0, a disabled collector): the
+            # span-less context tells the DB and FN hooks to skip this request's events too.
             try:
                 await self.app(scope, receive, send)
             finally:
