@@ -210,10 +210,10 @@ class HttpTiming:
         self.records_all = self._rate >= 1.0 and not self.exclude_routes
         #: True when ``skip`` is True for every request (rate 0, or a disabled collector).
         self.records_none = self._rate <= 0.0
-        #: ``record(route, status, dur_ns, method, error, bytes_in, bytes_out)``: emits one
-        #: HTTP event under the current span. Bound once, as it runs on every request.
-        self.record: Callable[[str, int, int, str, str | None, int | None, int | None], None]
-        self.record = self.emitter.emit_http
+        #: ``record(route, status, dur_ns, method, error, bytes_in, bytes_out[, context])``:
+        #: emits one HTTP event under ``context`` (else the current span). Bound once, as it
+        #: runs on every request.
+        self.record: Callable[..., None] = self.emitter.emit_http
 
     def skip(self, path: str) -> bool:
         """True when this request is not recorded (sampled out, or under an excluded prefix)."""

@@ -37,6 +37,22 @@ def test_ids_have_w3c_sizes_and_do_not_repeat():
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("zero_at", [0, 8 * 100, 8 * 255])
+def test_an_all_zero_id_is_never_handed_out(monkeypatch, zero_at):
+    from profilis.runtime import ids
+
+    # A random read holding an all-zero id at an id boundary: that id must be left out.
+    raw = bytearray(b"\x11" * 8 * 256)
+    raw[zero_at : zero_at + 8] = bytes(8)
+    monkeypatch.setattr(ids.os, "urandom", lambda size: bytes(raw[:size]))
+    monkeypatch.setattr(ids, "_pool", [])
+    monkeypatch.setattr(ids, "pool_pop", ids._pool.pop)
+    handed = [ids.refill_ids()] + [ids._pool.pop() for _ in range(len(ids._pool))]
+    assert len(handed) == 255
+    assert "0" * 16 not in handed
+    assert set(handed) == {"11" * 8}
+
+
 def test_a_forked_child_generates_different_ids_than_its_parent():
     read, write = os.pipe()
     pid = os.fork()

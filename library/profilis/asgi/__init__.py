@@ -26,7 +26,7 @@ from profilis._http import (
 from profilis.core.async_collector import AsyncCollector
 from profilis.core.emitter import Emitter
 from profilis.runtime.clock import now_ns
-from profilis.runtime.context import UNSAMPLED, reset_current, set_current
+from profilis.runtime.context import UNSAMPLED, RawContext, reset_current, set_current
 
 __all__ = ["UNMATCHED_ROUTE", "ProfilisASGI", "RouteResolver", "StarletteRoutes"]
 
@@ -86,7 +86,11 @@ class ProfilisASGI:
         self._emit = self.timing.record
         self._records_all = self.timing.records_all
         self._records_none = self.timing.records_none
-        self._route_resolver: RouteResolver = route_resolver or StarletteRoutes()
+        resolver = route_resolver or StarletteRoutes()
+        # A bound method is called faster than an object's __call__ (once per request).
+        self._route_resolver: RouteResolver = (
+            resolver.resolve if isinstance(resolver, StarletteRoutes) else resolver
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # websocket, lifespan: not ours to time
@@ -100,14 +104,21 @@ class ProfilisASGI:
             ):
                 context = UNSAMPLED
             else:
-                headers = dict(scope.get("headers") or ())
-                traceparent = headers.get(b"traceparent")
-                tracestate = headers.get(b"tracestate") if traceparent else None
-                context = request_context(
-                    traceparent.decode("latin-1") if traceparent else None,
-                    tracestate.decode("latin-1") if tracestate else None,
-                )
-                bytes_in = parse_length(headers.get(b"content-length"))
+                # One pass over the header list: a dict of it costs more than the scan.
+                traceparent = None
+                for name, value in scope.get("headers") or ():
+                    if name == b"content-length":
+                        bytes_in = parse_length(value)
+                    elif name == b"traceparent":
+                        traceparent = value
+                if traceparent is None:
+                    context = request_context(None, None)
+                else:
+                    tracestate = dict(scope["headers"]).get(b"tracestate")
+                    context = request_context(
+                        traceparent.decode("latin-1"),
+                        tracestate.decode("latin-1") if tracestate else None,
+                    )
         except Exception:  # a bug of ours must not cost the app its request
             pass
         if context is None:
@@ -158,24 +169,27 @@ class ProfilisASGI:
             await send(message)
             if not end:
                 end = stop
-                self._record(scope, status, stop - start, None, sent, bytes_in)
+                self._record(scope, context, status, stop - start, None, sent, bytes_in)
 
         start = now_ns()
         try:
             await self.app(scope, receive, metered_send)
         except BaseException as exc:
             if not end:
-                self._record(scope, status, now_ns() - start, type(exc).__name__, sent, bytes_in)
+                self._record(
+                    scope, context, status, now_ns() - start, type(exc).__name__, sent, bytes_in
+                )
             raise
         else:
             if not end:  # the app returned without finishing its response
-                self._record(scope, status, now_ns() - start, None, sent, bytes_in)
+                self._record(scope, context, status, now_ns() - start, None, sent, bytes_in)
         finally:
             reset_current(token)
 
     def _record(
         self,
         scope: Scope,
+        context: RawContext,
         status: int | None,
         dur_ns: int,
         error: str | None,
@@ -198,6 +212,7 @@ class ProfilisASGI:
                 error,
                 bytes_in,
                 sent,
+                context,
             )
         except Exception:
             pass
@@ -219,6 +234,10 @@ class StarletteRoutes:
         self._labels: dict[int, tuple[object, str | None]] = {}
 
     def __call__(self, scope: Scope) -> str | None:
+        return self.resolve(scope)
+
+    def resolve(self, scope: Scope) -> str | None:
+        """The route template of the request in ``scope``, or None when none matched."""
         key = scope.get("route")
         if key is None:
             key = scope.get("endpoint")

@@ -13,6 +13,7 @@ from typing import Any
 
 from profilis.asgi import ASGIApp, ProfilisASGI, Receive, Scope, Send
 from profilis.core.emitter import Emitter
+from profilis.runtime.context import RawContext
 from profilis.sampling import (
     _compile_excludes,
     _compile_overrides,
@@ -71,9 +72,10 @@ class _FailuresOnly(Emitter):
         error: str | None = None,
         bytes_in: int | None = None,
         bytes_out: int | None = None,
+        context: RawContext | None = None,
     ) -> None:
         if error is not None or status >= 500:
-            super().emit_http(route, status, dur_ns, method, error, bytes_in, bytes_out)
+            super().emit_http(route, status, dur_ns, method, error, bytes_in, bytes_out, context)
 
 
 class ProfilisASGIMiddleware:

@@ -12,7 +12,7 @@ from typing import Any
 
 from profilis.core.async_collector import AsyncCollector
 from profilis.runtime.clock import wall_ns
-from profilis.runtime.context import UNSAMPLED, get_current
+from profilis.runtime.context import UNSAMPLED, RawContext, get_current
 
 __all__ = ["Emitter"]
 
@@ -40,10 +40,15 @@ class Emitter:
         error: str | None = None,
         bytes_in: int | None = None,
         bytes_out: int | None = None,
+        context: RawContext | None = None,
     ) -> None:
-        """One served request: route template (never the raw path), status, duration."""
+        """One served request: route template (never the raw path), status, duration.
+
+        ``context`` is the request's span (the web adapters hold it already); left out, the
+        current span is used.
+        """
         try:
-            ctx = get_current()
+            ctx = get_current() if context is None else context
             if ctx is not None and ctx is not UNSAMPLED:
                 # The adapters' case: one literal, no key added afterwards.
                 event = {
