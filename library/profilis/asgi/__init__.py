@@ -3,7 +3,7 @@
 ``ProfilisASGI`` times HTTP requests with the shared core of ``profilis._http``; websocket and
 lifespan scopes pass through untouched. The route is read from the scope after routing, so
 it is the matched template, never the raw path. The event is emitted when the last body
-message is sent: streamed bodies are counted as they pass (nothing is buffered) and
+message is handed to the server: streamed bodies are counted as they pass (nothing is buffered) and
 background tasks that run after the response do not stretch its duration.
 Starlette is imported only to learn its routing tree, never at import time. Profilis 1.x's
 ``profilis.asgi.middleware`` (``ProfilisASGIMiddleware``, ``ASGIConfig``) forwards to this.
@@ -138,11 +138,13 @@ class ProfilisASGI:
         # (an object per request, with a bound method, costs more).
         status: int | None = None
         sent = 0
-        end = 0  # when the last body message went out; 0 while the response is unfinished
+        end = 0  # when the last body message was handed over; 0 while the response is unfinished
         response_headers: Iterable[tuple[bytes, bytes]] = ()
         trailers = False
 
-        async def metered_send(message: Message) -> None:
+        def metered_send(message: Message) -> Awaitable[None]:
+            # A plain function handing back the server's own awaitable: a coroutine of ours
+            # per message would cost more than everything else done here.
             nonlocal status, sent, end, response_headers, trailers
             kind = message["type"]
             if kind == "http.response.body":
@@ -150,26 +152,23 @@ class ProfilisASGI:
                 if body:
                     sent += len(body)
                 if message.get("more_body", False) or trailers:
-                    await send(message)
-                    return
+                    return send(message)
             elif kind == "http.response.start":
                 status = message.get("status")
                 response_headers = message.get("headers") or ()
                 trailers = bool(message.get("trailers", False))
-                await send(message)
-                return
+                return send(message)
             elif kind == "http.response.pathsend":  # the server sends a file of declared size
                 sent = parse_length(dict(response_headers).get(b"content-length")) or 0
             elif kind != "http.response.trailers" or message.get("more_trailers", False):
-                await send(message)
-                return
-            # The response is complete: its event goes now, so background tasks that run
-            # after it neither stretch its duration nor delay it.
-            stop = now_ns()
-            await send(message)
+                return send(message)
+            # The response is complete: its event goes now, as the last message is handed to
+            # the server, so background tasks that run after it neither stretch its duration
+            # nor delay it.
             if not end:
-                end = stop
-                self._record(scope, context, status, stop - start, None, sent, bytes_in)
+                end = now_ns()
+                self._record(scope, context, status, end - start, None, sent, bytes_in)
+            return send(message)
 
         start = now_ns()
         try:
