@@ -3,8 +3,8 @@
 ``ProfilisASGI`` times HTTP requests with the shared core of ``profilis._http``; websocket and
 lifespan scopes pass through untouched. The route is read from the scope after routing, so
 it is the matched template, never the raw path. The event is emitted when the last body
-message is handed to the server: streamed bodies are counted as they pass (nothing is buffered) and
-background tasks that run after the response do not stretch its duration.
+message is handed to the server: streamed bodies are counted as they pass (nothing is
+buffered) and background tasks that run after the response do not stretch its duration.
 Starlette is imported only to learn its routing tree, never at import time. Profilis 1.x's
 ``profilis.asgi.middleware`` (``ProfilisASGIMiddleware``, ``ASGIConfig``) forwards to this.
 """
