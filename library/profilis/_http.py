@@ -19,7 +19,7 @@ from profilis.config import resolve_setting
 from profilis.core.async_collector import AsyncCollector
 from profilis.core.emitter import Emitter
 from profilis.errors import ConfigError
-from profilis.runtime.context import RawContext, get_current
+from profilis.runtime.context import UNSAMPLED, RawContext, get_current
 from profilis.runtime.ids import new_span_id, pool_pop
 from profilis.runtime.traceparent import parse_traceparent
 
@@ -140,7 +140,8 @@ def request_context(traceparent: str | None, tracestate: str | None) -> RawConte
 
     1. An active OpenTelemetry span (when the app already runs OpenTelemetry): its own ids,
        so both tools describe the request with one span.
-    2. The current Profilis span (an app served inside another instrumented app): a child.
+    2. The current Profilis span (an app served inside another instrumented app): a child
+       (not of a request left unrecorded: its decision was about its own event).
     3. The W3C ``traceparent`` header: a child of the remote caller's span.
     4. Otherwise a new trace.
     """
@@ -151,7 +152,7 @@ def request_context(traceparent: str | None, tracestate: str | None) -> RawConte
         if adopted is not None:
             return adopted
     outer = get_current()
-    if outer is not None:
+    if outer is not None and outer is not UNSAMPLED:
         return (outer[0], new_span_id(), outer[1], outer[3], outer[4])
     if traceparent:
         remote = parse_traceparent(traceparent, tracestate)

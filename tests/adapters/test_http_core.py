@@ -107,6 +107,19 @@ def test_inside_a_profilis_span_the_request_is_its_child():
     assert (context[0], context[2]) == (outer.trace_id, outer.span_id)
 
 
+def test_inside_a_request_left_unrecorded_the_request_is_not_its_child():
+    from profilis.runtime.context import UNSAMPLED, reset_current, set_current
+
+    token = set_current(UNSAMPLED)  # an outer middleware sampled the request out
+    try:
+        trace_id, _, parent, _, _ = request_context(TRACEPARENT, None)
+        fresh = request_context(None, None)
+    finally:
+        reset_current(token)
+    assert (trace_id, parent) == (REMOTE_TRACE, REMOTE_SPAN)  # the caller, not the outer
+    assert is_valid_trace_id(fresh[0]) and is_valid_span_id(fresh[1]) and fresh[2] is None
+
+
 def test_an_active_opentelemetry_span_gives_its_own_ids():
     tracer = TracerProvider().get_tracer("profilis-tests")
     with (

@@ -136,3 +136,60 @@ def test_work_outside_requests_is_recorded_whatever_the_rate(log, engine, make_a
     lookup = handler_work(log, engine)
     assert lookup() == 1  # a job, a CLI command, start-up code: no request around it
     assert kinds(log) == ["DB", "FN"]
+
+
+def v1_middleware_app(log: EventLog, engine: Engine, config: Any) -> FastAPI:
+    """The 1.x way: ``ProfilisASGIMiddleware`` with an ``ASGIConfig``."""
+    from profilis.asgi.middleware import ProfilisASGIMiddleware
+
+    lookup = handler_work(log, engine)
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    def item(item_id: int) -> dict[str, Any]:
+        return {"id": item_id, "one": lookup()}
+
+    @app.get("/fail")
+    def fail() -> dict[str, Any]:
+        lookup()
+        raise KeyError("missing")
+
+    app.add_middleware(ProfilisASGIMiddleware, emitter=log.emitter, config=config)
+    return app
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_the_1x_asgi_middleware_sampled_out_records_nothing_the_request_causes(log, engine):
+    from profilis.asgi.middleware import ASGIConfig
+
+    app = v1_middleware_app(log, engine, ASGIConfig(sampling_rate=0.0))
+    fastapi_get(app, "/items/1", count=3)
+    assert kinds(log) == []
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_the_1x_asgi_middleware_excluded_route_records_nothing_it_causes(log, engine):
+    from profilis.asgi.middleware import ASGIConfig
+
+    app = v1_middleware_app(log, engine, ASGIConfig(route_excludes=["/items"]))
+    fastapi_get(app, "/items/1", count=2)
+    assert kinds(log) == []
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_the_1x_asgi_middleware_keeps_a_sampled_out_failure_but_not_what_it_caused(log, engine):
+    from profilis.asgi.middleware import ASGIConfig
+
+    config = ASGIConfig(sampling_rate=0.0, always_sample_errors=True)
+    app = v1_middleware_app(log, engine, config)
+
+    async def run() -> None:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            assert (await client.get("/items/1")).status_code == 200
+            assert (await client.get("/fail")).status_code == 500
+
+    asyncio.run(run())
+    (failure,) = log.events()
+    assert (failure["kind"], failure["route"], failure["error"]) == ("HTTP", "/fail", "KeyError")
+    assert len(failure["trace_id"]) == 32  # the kept event still has its own span

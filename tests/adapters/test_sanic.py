@@ -21,7 +21,7 @@ import pytest
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse, text
 
-from profilis import AsyncCollector, Emitter
+from profilis import AsyncCollector, Emitter, profile
 from profilis.core.stats import StatsStore
 from profilis.errors import ConfigError
 from profilis.runtime import get_trace_id
@@ -261,6 +261,63 @@ def test_a_1x_sanic_config_still_works_with_a_deprecation_warning(log: EventLog)
     asyncio.run(scenario())
     [event] = log.events()
     assert (event["route"], event["status"], event["error"]) == ("/fail", 500, "KeyError")
+
+
+def profiled_app(name: str, log: EventLog) -> Sanic[Any, Any]:
+    """Handlers that call a ``@profile`` function: the FN events a request causes."""
+    app: Sanic[Any, Any] = Sanic(name)
+
+    @profile(log.emitter, name="lookup")
+    def lookup() -> int:
+        return 1
+
+    @app.get("/items/<item_id>")
+    async def item(request: Request, item_id: str) -> HTTPResponse:
+        return text(str(lookup()))
+
+    @app.get("/fail")
+    async def fail(request: Request) -> HTTPResponse:
+        lookup()
+        raise KeyError("missing")
+
+    return app
+
+
+def test_a_request_not_recorded_records_nothing_it_causes(log: EventLog) -> None:
+    sampled_out = profiled_app("sampled_out_app", log)
+    instrument_sanic_app(sampled_out, log.emitter, sample=0.0)
+    excluded = profiled_app("excluded_app", log)
+    instrument_sanic_app(excluded, log.emitter, exclude_routes=["/items"])
+    recorded = profiled_app("recorded_app", log)
+    instrument_sanic_app(recorded, log.emitter)
+
+    async def scenario(app: Sanic[Any, Any]) -> None:
+        async with served(app) as client:
+            assert (await client.get("/items/a")).status_code == 200
+
+    asyncio.run(scenario(sampled_out))
+    asyncio.run(scenario(excluded))
+    assert log.events() == []
+    asyncio.run(scenario(recorded))  # the same handler, recorded: both events, one trace
+    http, fn = log.events("HTTP"), log.events("FN")
+    assert len(http) == len(fn) == 1
+    assert fn[0]["parent_span_id"] == http[0]["span_id"]
+
+
+def test_a_1x_failure_kept_below_the_rate_records_nothing_it_caused(log: EventLog) -> None:
+    app = profiled_app("legacy_failures_app", log)
+    with pytest.deprecated_call(match="SanicConfig"):
+        instrument_sanic_app(app, log.emitter, SanicConfig(sampling_rate=0.0))
+
+    async def scenario() -> None:
+        async with served(app) as client:
+            assert (await client.get("/items/a")).status_code == 200
+            assert (await client.get("/fail")).status_code == 500
+
+    asyncio.run(scenario())
+    [event] = log.events()
+    assert (event["kind"], event["route"], event["error"]) == ("HTTP", "/fail", "KeyError")
+    assert len(event["trace_id"]) == 32
 
 
 def test_the_dashboard_blueprint_takes_a_token_and_the_1x_argument_name(tmp_path: Path) -> None:

@@ -59,6 +59,7 @@ class ProfilisASGI:
 
     __slots__ = (
         "_emit",
+        "_hide_span",
         "_records_all",
         "_records_none",
         "_route_resolver",
@@ -91,6 +92,9 @@ class ProfilisASGI:
         self._route_resolver: RouteResolver = (
             resolver.resolve if isinstance(resolver, StarletteRoutes) else resolver
         )
+        # True for 1.x's errors-only recording of sampled-out requests: the request's event
+        # keeps its span, but what runs inside sees it unsampled (no DB or FN events).
+        self._hide_span = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # websocket, lifespan: not ours to time
@@ -124,15 +128,16 @@ class ProfilisASGI:
         if context is None:
             await self.app(scope, receive, send)
             return
-        token = set_current(context)
         if context is UNSAMPLED:
             # Not recorded (sampled out, an excluded route, rate 0, a disabled collector): the
             # span-less context tells the DB and FN hooks to skip this request's events too.
+            token = set_current(UNSAMPLED)
             try:
                 await self.app(scope, receive, send)
             finally:
                 reset_current(token)
             return
+        token = set_current(UNSAMPLED if self._hide_span else context)
 
         # The response, as the app sends it: plain locals shared with ``metered_send``
         # (an object per request, with a bound method, costs more).

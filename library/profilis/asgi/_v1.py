@@ -13,7 +13,7 @@ from typing import Any
 
 from profilis.asgi import ASGIApp, ProfilisASGI, Receive, Scope, Send
 from profilis.core.emitter import Emitter
-from profilis.runtime.context import RawContext
+from profilis.runtime.context import UNSAMPLED, RawContext, reset_current, set_current
 from profilis.sampling import (
     _compile_excludes,
     _compile_overrides,
@@ -92,17 +92,28 @@ class ProfilisASGIMiddleware:
         self._recorded: ASGIApp = ProfilisASGI(app, emitter=emitter)
         self._failures: ASGIApp | None = None
         if self.cfg.always_sample_errors:
-            self._failures = ProfilisASGI(app, emitter=_FailuresOnly(emitter.collector))
+            failures = ProfilisASGI(app, emitter=_FailuresOnly(emitter.collector))
+            # Sampled out is sampled out for what the request causes, even when it fails.
+            failures._hide_span = True
+            self._failures = failures
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        target = self.app
-        if scope["type"] == "http":
-            # 1.x decided on the raw path, before routing: so does this.
-            path = scope.get("path") or "/"
-            if not _should_exclude_route(path, self._excludes):
-                rate = _get_effective_rate(path, self._overrides, self.cfg.sampling_rate)
-                if _should_sample_request(rate, self._rng):
-                    target = self._recorded
-                elif self._failures is not None:
-                    target = self._failures
-        await target(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # 1.x decided on the raw path, before routing: so does this.
+        path = scope.get("path") or "/"
+        if not _should_exclude_route(path, self._excludes):
+            rate = _get_effective_rate(path, self._overrides, self.cfg.sampling_rate)
+            if _should_sample_request(rate, self._rng):
+                await self._recorded(scope, receive, send)
+                return
+            if self._failures is not None:
+                await self._failures(scope, receive, send)
+                return
+        # Not recorded: the DB and FN events the request causes are not either.
+        token = set_current(UNSAMPLED)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            reset_current(token)

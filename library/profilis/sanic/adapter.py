@@ -28,7 +28,7 @@ from profilis._http import (
 from profilis.core.async_collector import AsyncCollector
 from profilis.core.emitter import Emitter
 from profilis.runtime.clock import now_ns
-from profilis.runtime.context import RawContext, reset_current, set_current
+from profilis.runtime.context import UNSAMPLED, RawContext, reset_current, set_current
 from profilis.sanic._asgi_mount import AsgiApp, mount_asgi
 from profilis.sanic._legacy import LegacySampling, SanicConfig
 
@@ -45,12 +45,16 @@ _APP_MARK: Final = "_profilis_instrumented"
 class _Exchange:
     """One request in flight: when it started, its span, and whether it is recorded."""
 
-    __slots__ = ("error", "recorded", "start_ns", "token")
+    __slots__ = ("context", "error", "recorded", "start_ns", "token")
 
     def __init__(self, context: RawContext, recorded: bool) -> None:
-        # Set inside Sanic's handling task: the handler and everything it awaits see it.
-        self.token = set_current(context)
-        #: False only for a request sampled out that 1.x would still record if it fails.
+        #: The span of the request's own event (UNSAMPLED when it has none).
+        self.context = context
+        # Set inside Sanic's handling task: the handler and everything it awaits see it. A
+        # request not recorded is unsampled for what it causes too (DB, FN events), even
+        # one that 1.x's sampling would still record if it fails.
+        self.token = set_current(context if recorded else UNSAMPLED)
+        #: False for a request sampled out (1.x: recorded only if it fails).
         self.recorded = recorded
         self.error: str | None = None
         self.start_ns = now_ns()
@@ -105,14 +109,10 @@ def _register(app: Sanic[Any, Any], timing: HttpTiming, legacy: LegacySampling |
         try:
             path = request.path or "/"
             if legacy is None:
-                if skip(path):
-                    return
-                recorded = True
-            else:
+                recorded, failures_kept = not skip(path), False
+            else:  # 1.x: None = excluded, False = sampled out (but recorded if it fails)
                 decision = legacy.decide(path)
-                if decision is None:
-                    return
-                recorded = decision
+                recorded, failures_kept = decision is True, decision is False
             connection = request.conn_info
             if connection is not None:
                 # The previous request of this connection never got to its response
@@ -120,8 +120,11 @@ def _register(app: Sanic[Any, Any], timing: HttpTiming, legacy: LegacySampling |
                 stale = getattr(connection.ctx, _EXCHANGE_ATTR, None)
                 if stale is not None:
                     _leave(stale)
-            headers = request.headers
-            context = request_context(headers.get("traceparent"), headers.get("tracestate"))
+            if not recorded and not failures_kept:
+                context = UNSAMPLED  # its event will not be recorded: no span to make
+            else:
+                headers = request.headers
+                context = request_context(headers.get("traceparent"), headers.get("tracestate"))
             exchange = _Exchange(context, recorded)
             setattr(request.ctx, _EXCHANGE_ATTR, exchange)
             if connection is not None:
@@ -147,7 +150,11 @@ def _register(app: Sanic[Any, Any], timing: HttpTiming, legacy: LegacySampling |
             status = int(response.status)
             # Sanic raises for 404s and 400s too: only what ends in a 5xx is an error.
             error = exchange.error if status >= HTTP_INTERNAL_SERVER_ERROR else None
-            if exchange.recorded or (legacy is not None and legacy.keeps_failure(status, error)):
+            if exchange.recorded or (
+                legacy is not None
+                and exchange.context is not UNSAMPLED
+                and legacy.keeps_failure(status, error)
+            ):
                 route = request.route
                 body = response.body
                 record(
@@ -158,6 +165,7 @@ def _register(app: Sanic[Any, Any], timing: HttpTiming, legacy: LegacySampling |
                     error,
                     parse_length(request.headers.get("content-length")),
                     len(body) if isinstance(body, bytes) else None,
+                    exchange.context,
                 )
         except Exception:
             pass
