@@ -58,7 +58,15 @@ class ProfilisWSGI:
     described on ``profilis._http.HttpTiming``.
     """
 
-    __slots__ = ("_emit", "_route_resolver", "_skip", "app", "timing")
+    __slots__ = (
+        "_emit",
+        "_records_all",
+        "_records_none",
+        "_route_resolver",
+        "_skip",
+        "app",
+        "timing",
+    )
 
     def __init__(
         self,
@@ -75,21 +83,23 @@ class ProfilisWSGI:
         self.timing = HttpTiming(
             emitter=emitter, collector=collector, sample=sample, exclude_routes=exclude_routes
         )
-        # Bound once: both run on every request.
+        # Bound once: they run on every request.
         self._skip = self.timing.skip
         self._emit = self.timing.record
+        self._records_all = self.timing.records_all
+        self._records_none = self.timing.records_none
         self._route_resolver = route_resolver
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         try:
-            skipped = self._skip(environ.get("PATH_INFO") or "/")
-            context = (
-                UNSAMPLED
-                if skipped
-                else request_context(
+            if self._records_none or (
+                not self._records_all and self._skip(environ.get("PATH_INFO") or "/")
+            ):
+                context = UNSAMPLED
+            else:
+                context = request_context(
                     environ.get("HTTP_TRACEPARENT"), environ.get("HTTP_TRACESTATE")
                 )
-            )
         except Exception:  # a bug of ours must not cost the app its request
             return self.app(environ, start_response)
         token = set_current(context)
@@ -104,10 +114,10 @@ class ProfilisWSGI:
         exchange = _Exchange(environ, start_response, self._route_resolver)
         start = now_ns()
         try:
-            body = self.app(environ, exchange)
+            body = self.app(environ, exchange.start_response)
         except BaseException as exc:
             # A server answers 500 when the app raises before its first body chunk.
-            self._record(exchange, 500, now_ns() - start, type(exc).__name__, None)
+            self._record(exchange, context, 500, now_ns() - start, type(exc).__name__, None)
             reset_current(token)
             raise
         end = now_ns()
@@ -120,7 +130,7 @@ class ProfilisWSGI:
                     # that derive a Content-Length from a one-item list.
                     sent = sum(map(len, body))
                 if sent is not None or _is_file_wrapper(body, environ):
-                    self._record(exchange, code, end - start, None, sent)
+                    self._record(exchange, context, code, end - start, None, sent)
                     return body
             # Produced while the server pulls it (or start_response is still to come).
             return _MeteredBody(self, exchange, body, start, context)
@@ -132,6 +142,7 @@ class ProfilisWSGI:
     def _record(
         self,
         exchange: _Exchange,
+        context: RawContext,
         status: int,
         dur_ns: int,
         error: str | None,
@@ -154,6 +165,7 @@ class ProfilisWSGI:
                 error,
                 parse_length(length) if length else None,
                 bytes_out,
+                context,
             )
         except Exception:
             pass
@@ -181,9 +193,10 @@ class _Exchange:
         self.length: int | None = None
         self.route: str | None = None
 
-    def __call__(
+    def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None, /
     ) -> Callable[[bytes], object]:
+        """What the app calls as ``start_response`` (a bound method: cheaper to call)."""
         try:
             code = _STATUS_CODES.get(status)
             self.code = code if code is not None else _status_code(status)
@@ -234,7 +247,7 @@ class _MeteredBody:
         exchange: _Exchange,
         body: Iterable[bytes],
         start_ns: int,
-        context: RawContext | None,
+        context: RawContext,
     ) -> None:
         self._chunks: Iterator[bytes] = iter(body)
         self._body = body
@@ -285,7 +298,7 @@ class _MeteredBody:
         if code is None:
             code = 500
         dur_ns = now_ns() - self._start_ns
-        self._middleware._record(self._exchange, code, dur_ns, error, self._sent)
+        self._middleware._record(self._exchange, self._context, code, dur_ns, error, self._sent)
 
 
 # "200 OK" -> 200, remembered: an app uses a handful of status lines, and a dict lookup costs
