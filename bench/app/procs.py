@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["cpu_seconds", "free_port", "running", "stop", "wait_for_port"]
+__all__ = ["children", "cpu_seconds", "free_port", "running", "stop", "wait_for_port", "workers"]
 
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
@@ -41,9 +41,27 @@ def _descendants(pid: int) -> list[int]:
     while queue:
         each = queue.pop()
         found.append(each)
-        for task in Path(f"/proc/{each}/task").glob("*/children"):
-            with contextlib.suppress(OSError):
-                queue += [int(child) for child in task.read_text().split()]
+        queue += children(each)
+    return found
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of ``pid`` (a server's workers), from every thread's list."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            found += [int(child) for child in task.read_text().split()]
+    return found
+
+
+def workers(server_pid: int) -> list[int]:
+    """A server's worker processes: its children but multiprocessing's resource tracker
+    (uvicorn starts one beside its workers)."""
+    found = []
+    for pid in children(server_pid):
+        with contextlib.suppress(OSError):
+            if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
     return found
 
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.app.runner import RunResult
+from bench.app.runner import BALANCED_SHARE, LOAD_ATTEMPTS, RunResult
 from bench.app.variants import Stack, Variant
 
 __all__ = ["TARGET_PCT", "Spread", "markdown", "summarise"]
@@ -82,6 +82,9 @@ def summarise(
                     "rounds_ok": len(good),
                     "failures": [f"round {r.round}: {r.check}" for r in runs if not r.ok],
                     "checks": [r.check for r in good],
+                    # Runs whose first load went to one worker (see bench.app.runner).
+                    "loads_repeated": sum(1 for r in runs if r.load_attempts > 1),
+                    "loads_uneven": sum(1 for r in good if r.worker_balance < BALANCED_SHARE),
                     **{key: (s.as_dict() if s else None) for key, s in figures.items()},
                 }
             )
@@ -117,7 +120,7 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
             f" | {_cell(row['app_cpu_overhead_pct'], '.1f', signed=True, unit='%')}"
             f" | {_cell(row['rps_change_pct'], '.1f', signed=True, unit='%')} | {on} |"
         )
-    lines += ["", _target_line(rows), "", _how(meta)]
+    lines += ["", _target_line(rows), "", _how(meta) + _repeats(rows)]
     failures = [
         f"- {row['stack']} / {row['variant']}: {f}" for row in rows for f in row["failures"]
     ]
@@ -140,6 +143,20 @@ def _target_line(rows: Sequence[dict[str, Any]]) -> str:
     return (
         f"Target (issue 19): the Profilis 2 agent + sidecar costs at most {TARGET_PCT:g}% CPU per"
         " request over plain, median of the paired rounds, on every stack: " + "; ".join(verdicts)
+    )
+
+
+def _repeats(rows: Sequence[dict[str, Any]]) -> str:
+    repeated = sum(row.get("loads_repeated", 0) for row in rows)
+    uneven = sum(row.get("loads_uneven", 0) for row in rows)
+    runs = sum(row["rounds"] for row in rows)
+    if not repeated:
+        return ""
+    return (
+        f" Loads run again because one worker took nearly all of the load (every worker must do"
+        f" at least {BALANCED_SHARE:.0%} of an even share of the workers' CPU; wrk's"
+        f" connections are accepted by whichever worker wakes first): {repeated} of {runs}"
+        f" runs; still uneven after {LOAD_ATTEMPTS} loads, and kept: {uneven}."
     )
 
 

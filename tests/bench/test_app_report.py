@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bench.app.report import markdown, summarise
-from bench.app.runner import RunResult
+from bench.app.runner import RunResult, worker_balance
 from bench.app.variants import STACKS, VARIANTS, _sum_samples
 
 META = {
@@ -67,6 +67,40 @@ def test_a_run_whose_variant_was_not_on_fails_its_row_loudly() -> None:
     assert "**FAILED** 1/1 runs" in table
     assert "round 1: FAILED: the sidecar's count holds 10 requests" in table
     assert "gunicorn-sync: no figure" in table
+
+
+@pytest.mark.parametrize(
+    ("worker_cpu_s", "balance"),
+    [
+        ([5.0, 5.0], 1.0),  # even
+        ([2.0, 6.0], 0.5),  # 2 of 8 connections on one worker: kept (>= 0.4)
+        ([0.05, 6.5], 0.1 / 6.55),  # one worker accepted every connection: run again
+        ([1.0, 1.0, 4.0], 0.5),
+        ([3.0], 1.0),  # one worker: nothing to balance
+        ([0.0, 0.0], 1.0),  # no CPU at all: nothing to judge
+    ],
+)
+def test_worker_balance_is_the_least_busy_workers_cpu_over_an_even_share(
+    worker_cpu_s, balance
+) -> None:
+    assert worker_balance(worker_cpu_s) == pytest.approx(balance)
+
+
+def test_loads_run_again_for_an_idle_worker_are_said_under_the_table() -> None:
+    again = RunResult(**{**run(1, "profilis2", 102.0).as_dict(), "load_attempts": 2})
+    stuck = RunResult(
+        **{**run(2, "profilis2", 104.0).as_dict(), "load_attempts": 4, "worker_balance": 0.02}
+    )
+    results = [run(1, "plain", 100.0), again, run(2, "plain", 100.0), stuck]
+
+    rows = summarise(results, [STACK], [PLAIN, AGENT])
+    table = markdown(rows, META)
+
+    assert (rows[1]["loads_repeated"], rows[1]["loads_uneven"]) == (2, 1)
+    assert "took nearly all of the load" in table
+    assert ": 2 of 4 runs; still uneven after 4 loads, and kept: 1." in table
+    plain_only = markdown(summarise(results[::2], [STACK], [PLAIN]), META)
+    assert "took nearly all" not in plain_only
 
 
 def test_prometheus_samples_are_summed_even_with_braces_in_label_values() -> None:
