@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import kopf
@@ -116,9 +116,13 @@ def large_pod(index: int, size: int) -> dict[str, Any]:
 async def test_idle_connections_are_capped_and_closed(certificates: Certificates) -> None:
     """1,000 connections that never start TLS: the server holds at most its cap, closes
     every one within the handshake timeout, stays small, and then serves a review."""
+    refused = 'profilis_operator_webhook_connections_refused_total{{reason="{}"}}'
     with webhook_process(certificates) as server:
         await asyncio.sleep(0.2)
         rss_before = rss_mb(server.pid)
+        health = cast(int, server.extra["health"])
+        limit_before = await metric(health, refused.format("limit"))
+        handshake_before = await metric(health, refused.format("handshake"))
         idle: list[socket.socket] = []
         try:
             for _ in range(1000):
@@ -156,11 +160,14 @@ async def test_idle_connections_are_capped_and_closed(certificates: Certificates
             certificates, server.port, json.dumps(pods.review(pods.pod())).encode()
         )
         assert status == 200 and "patch" in answer["response"]
-        refused_limit = await metric(
-            server.extra["health"],  # type: ignore[arg-type]
-            'profilis_operator_webhook_connections_refused_total{reason="limit"}',
-        )
-        assert refused_limit >= 1000 - 128
+        # Each idle connection was either refused at the cap or accepted (at most the cap at
+        # a time) and closed when its handshake timed out. How many took which way depends on
+        # how fast the 1,000 arrived: on a loaded machine, slots freed by timed-out ones
+        # take later arrivals, so only the sum is fixed.
+        by_limit = await metric(health, refused.format("limit")) - limit_before
+        by_handshake = await metric(health, refused.format("handshake")) - handshake_before
+        assert by_limit + by_handshake == len(idle), (by_limit, by_handshake)
+        assert by_limit >= 1  # the cap was reached
 
 
 @pytest_asyncio.fixture
