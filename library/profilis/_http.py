@@ -214,7 +214,9 @@ class HttpTiming:
         #: ``record(route, status, dur_ns, method, error, bytes_in, bytes_out[, context])``:
         #: emits one HTTP event under ``context`` (else the current span). Bound once, as it
         #: runs on every request.
-        self.record: Callable[..., None] = self.emitter.emit_http
+        self.record: Callable[
+            [str, int, int, str, str | None, int | None, int | None, RawContext | None], None
+        ] = self.emitter.emit_http
 
     def skip(self, path: str) -> bool:
         """True when this request is not recorded (sampled out, or under an excluded prefix)."""

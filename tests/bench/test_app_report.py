@@ -3,6 +3,8 @@ round's plain run, medians and ranges, loud failures, and reading Prometheus tex
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from bench.app.report import markdown, summarise
@@ -87,10 +89,8 @@ def test_worker_balance_is_the_least_busy_workers_cpu_over_an_even_share(
 
 
 def test_loads_run_again_for_an_idle_worker_are_said_under_the_table() -> None:
-    again = RunResult(**{**run(1, "profilis2", 102.0).as_dict(), "load_attempts": 2})
-    stuck = RunResult(
-        **{**run(2, "profilis2", 104.0).as_dict(), "load_attempts": 4, "worker_balance": 0.02}
-    )
+    again = replace(run(1, "profilis2", 102.0), load_attempts=2)
+    stuck = replace(run(2, "profilis2", 104.0), load_attempts=4, worker_balance=0.02)
     results = [run(1, "plain", 100.0), again, run(2, "plain", 100.0), stuck]
 
     rows = summarise(results, [STACK], [PLAIN, AGENT])
